@@ -1,0 +1,3 @@
+from linalgformer.cli import main
+
+raise SystemExit(main())

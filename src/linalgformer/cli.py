@@ -1,0 +1,356 @@
+"""The ``linalgformer`` command line: generate, problems, train, evaluate, predict, reproduce, plot.
+
+Every error a user can cause ends in one sentence on stderr and exit status 2 (``UserError``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from linalgformer.errors import UserError
+
+# Flags of `train` -> the config key they set.
+TRAIN_FLAGS = {
+    "problem": "problem.name", "dim": "problem.dim", "min_dim": "problem.min_dim",
+    "max_dim": "problem.max_dim", "encoding": "problem.encoding",
+    "input_encoding": "problem.input_encoding", "output_encoding": "problem.output_encoding",
+    "distribution": "problem.distribution", "enc_layers": "model.enc_layers",
+    "dec_layers": "model.dec_layers", "width": "model.width", "heads": "model.heads",
+    "batch_size": "train.batch_size", "lr": "train.lr", "max_steps": "train.max_steps",
+    "max_examples": "train.max_examples", "max_minutes": "train.max_minutes", "seed": "train.seed",
+    "eval_every": "train.eval_every", "workers": "train.workers", "precision": "train.precision",
+    "device": "train.device",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except UserError as err:
+        print(f"linalgformer: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("linalgformer: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linalgformer", description=(
+        "Train, evaluate and study transformers that learn numerical linear algebra."))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_generate(sub)
+    add_problems(sub)
+    add_train(sub)
+    add_evaluate(sub)
+    add_predict(sub)
+    add_reproduce(sub)
+    add_plot(sub)
+    add_models(sub)
+    return parser
+
+
+def add_problem_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    p.add_argument("--problem", default="transpose" if defaults else None, help="problem name (see `linalgformer problems`)")
+    p.add_argument("--dim", type=int, default=5 if defaults else None, help="matrix dimension")
+    p.add_argument("--min-dim", type=int, default=None, help="smallest dimension when sizes vary")
+    p.add_argument("--max-dim", type=int, default=None, help="largest dimension when sizes vary")
+    p.add_argument("--encoding", default="P1000" if defaults else None, help="number encoding: P10, P1000, B1999, FP15")
+    p.add_argument("--input-encoding", default=None, help="encoding of the input (default: --encoding)")
+    p.add_argument("--output-encoding", default=None, help="encoding of the output (default: --encoding)")
+    p.add_argument("--distribution", default=None, help="eigenvalue law(s), comma-separated (see `linalgformer problems`)")
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="write random examples of a problem as tokens",
+                       description="Write examples, one per line: INPUT_TOKENS<TAB>OUTPUT_TOKENS (or JSONL).")
+    add_problem_flags(p, defaults=True)
+    p.add_argument("--count", type=int, default=10, help="number of examples")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text", help="text: tokens; jsonl: tokens and matrices")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: standard output)")
+    p.set_defaults(run=cmd_generate)
+
+
+def add_problems(sub) -> None:
+    p = sub.add_parser("problems", help="list problems, encodings and eigenvalue laws")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=cmd_problems)
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model (or resume the run in --out)",
+                       description="Train a model. Re-running on an existing --out resumes it exactly; "
+                                   "raising --max-steps/--max-minutes extends it.")
+    p.add_argument("--config", type=Path, default=None, help="YAML preset (e.g. configs/transpose-5x5.yaml)")
+    p.add_argument("--family", default=None, help="experiment family: charton (default), spectral, newton")
+    add_problem_flags(p, defaults=False)
+    p.add_argument("--layers", type=int, default=None, help="encoder and decoder layers")
+    p.add_argument("--enc-layers", type=int, default=None)
+    p.add_argument("--dec-layers", type=int, default=None)
+    p.add_argument("--width", type=int, default=None, help="model width")
+    p.add_argument("--heads", type=int, default=None, help="attention heads")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-examples", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="data-generation worker processes")
+    p.add_argument("--precision", default=None, help="auto, fp32, bf16, fp16")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config field, e.g. --set model.norm=pre --set train.warmup_steps=500")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained run on any test distribution")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--distribution", default=None, help="test law(s), comma-separated: one table row each")
+    p.add_argument("--dim", default=None, help="test dimension(s), comma-separated")
+    p.add_argument("--count", type=int, default=1000, help="test examples per law and size")
+    p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save-predictions", type=Path, default=None, metavar="FILE", help="write predictions as JSONL")
+    p.set_defaults(run=cmd_evaluate)
+
+
+def add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="ask a trained model (or a bundled one) a question")
+    p.add_argument("run_dir", type=Path)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--matrix", default=None, help='"[[1,2],[2,1]]" or "1 2; 2 1"')
+    src.add_argument("--file", type=Path, default=None, help="file holding the matrix ('-' for stdin)")
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_predict)
+
+
+def add_reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="run a paper experiment preset and print its table")
+    p.add_argument("name", nargs="?", default=None, help="preset name (see --list)")
+    p.add_argument("--list", action="store_true", help="list presets")
+    p.add_argument("--quick", action="store_true", help="reduced scale that runs on a CPU in minutes")
+    p.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="where runs and plots go")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_reproduce)
+
+
+def add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="plot loss and accuracy against examples seen")
+    p.add_argument("run_dirs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("training.png"), help="PNG file")
+    p.set_defaults(run=cmd_plot)
+
+
+def add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the models shipped with the package and their measured accuracy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def positive(name: str, value: int | None, maximum: int | None = None) -> None:
+    if value is not None and value < 1:
+        raise UserError(f"--{name} must be at least 1, got {value}.")
+    if value is not None and maximum is not None and value > maximum:
+        raise UserError(f"--{name} must be at most {maximum}, got {value}.")
+
+
+def problem_config_from_args(args):
+    from linalgformer.problems.charton import ProblemConfig
+
+    positive("dim", args.dim)
+    positive("count", getattr(args, "count", None), 10_000_000)
+    values = {"name": args.problem, "dim": args.dim, "min_dim": args.min_dim or 0, "max_dim": args.max_dim or 0,
+              "encoding": args.encoding, "input_encoding": args.input_encoding or "",
+              "output_encoding": args.output_encoding or "", "distribution": args.distribution or ""}
+    return ProblemConfig(**values)
+
+
+def cmd_generate(args) -> int:
+    import numpy as np
+
+    from linalgformer.problems.charton import make_problem
+    from linalgformer.problems.datafile import example_lines, write_examples
+
+    problem = make_problem(problem_config_from_args(args))
+    examples = problem.sample(np.random.default_rng(args.seed), args.count)
+    if args.out is None:
+        for line in example_lines(problem, examples, args.format):
+            print(line)
+    else:
+        write_examples(args.out, problem, examples, fmt=args.format)
+    return 0
+
+
+def cmd_problems(args) -> int:
+    from linalgformer.numbers import ENCODINGS
+    from linalgformer.problems.charton import LAWS, PROBLEMS
+
+    info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, values in info.items():
+        print(f"{key}: {', '.join(values)}")
+    return 0
+
+
+def train_config_dict(args) -> dict:
+    from linalgformer.checkpoint import CONFIG, read_config
+    from linalgformer.config import apply_override, load_yaml
+
+    if args.config is not None:
+        data = load_yaml(args.config)
+    elif (args.out / CONFIG).exists():
+        data = read_config(args.out)  # resume or extend the run with its own config
+    else:
+        data = {"family": args.family or "charton"}
+    if args.family:
+        data["family"] = args.family
+    for flag, key in TRAIN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            apply_override(data, f"{key}={json.dumps(value)}")
+    if args.layers is not None:
+        apply_override(data, f"model.enc_layers={args.layers}")
+        apply_override(data, f"model.dec_layers={args.layers}")
+    for assignment in args.set:
+        apply_override(data, assignment)
+    return data
+
+
+def cmd_train(args) -> int:
+    from linalgformer.experiment import run_config_from_dict
+    from linalgformer.train import train_run
+
+    config = run_config_from_dict(train_config_dict(args))
+    from linalgformer.evaluate import format_metrics
+
+    final = train_run(config, args.out, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(format_metrics(final))
+        print(f"run directory: {args.out}")
+    return 0
+
+
+def parse_dims(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        dims = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--dim expects integers separated by commas, got {text!r}.") from None
+    if not dims or min(dims) < 1:
+        raise UserError(f"--dim expects positive integers, got {text!r}.")
+    return dims
+
+
+def cmd_evaluate(args) -> int:
+    from linalgformer.checkpoint import load_run
+    from linalgformer.evaluate import evaluation_json, evaluation_table
+    from linalgformer.train import pick_device
+
+    positive("count", args.count, 1_000_000)
+    positive("beam", args.beam, 64)
+    device = pick_device(args.device)
+    config, experiment, model = load_run(args.run_dir, device)
+    metrics = experiment.evaluate(model, args.count, args.seed, device, distribution=args.distribution,
+                                  dims=parse_dims(args.dim), beam=args.beam, predictions=args.save_predictions)
+    if args.json:
+        print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
+    else:
+        print(evaluation_table(metrics))
+    return 0
+
+
+def read_matrix_text(args) -> str:
+    if args.matrix is not None:
+        return args.matrix
+    if args.file is None or str(args.file) == "-":
+        return sys.stdin.read()
+    try:
+        return args.file.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read matrix file {args.file}: {getattr(err, 'strerror', None) or err}.") from None
+
+
+def cmd_predict(args) -> int:
+    from linalgformer.bundled import resolve_model
+    from linalgformer.checkpoint import load_run
+    from linalgformer.matrix_text import parse_matrix
+
+    positive("beam", args.beam, 64)
+    matrix = parse_matrix(read_matrix_text(args))
+    config, experiment, model = load_run(resolve_model(args.run_dir))
+    answer = experiment.answer(model, matrix, beam=args.beam)
+    if args.json:
+        print(json.dumps({k: v for k, v in answer.items() if not k.endswith("_text")}, indent=2))
+    else:
+        print(f"model:     {answer['prediction_text']}")
+        print(f"reference: {answer['reference_text']}")
+        print(f"relative error (d1): {answer['error']}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from linalgformer.reproduce import list_presets, run_preset
+
+    if args.list or not args.name:
+        for name, title in list_presets():
+            print(f"{name:28s} {title}")
+        return 0 if args.list else 2
+    result = run_preset(args.name, quick=args.quick, out_dir=args.out)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2, default=str))
+    else:
+        print(result.get("title", args.name))
+        print(result.get("text", ""))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from linalgformer.plotting import plot_runs
+
+    path = plot_runs(args.run_dirs, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from linalgformer.bundled import bundled_models, model_card
+    from linalgformer.evaluate import render_table
+
+    cards = [dict(model_card(path), name=name) for name, path in bundled_models().items()]
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    rows = [[c["name"], c.get("problem", ""), (c.get("accuracy") or {}).get("0.05"),
+             (c.get("accuracy") or {}).get("0.01"), c.get("test_count"), c.get("description", "")] for c in cards]
+    print(render_table(["model", "problem", "acc@5%", "acc@1%", "tested on", "what"], rows))
+    print("use: linalgformer predict MODEL --matrix \"[[1,2,3],[4,5,6],[7,8,9]]\"")
+    return 0

@@ -1,0 +1,300 @@
+"""Tokenized linear algebra (Charton): a seq2seq transformer on matrices written as tokens.
+
+A training example is ``<bos> OUTPUT <eos>`` predicted from ``INPUT`` (both written by the problem's
+number encodings); the loss is token cross-entropy; evaluation decodes greedily (or by beam search)
+and lets the problem verify each prediction with its own mathematics (see ``problems.charton``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from linalgformer.errors import UserError
+from linalgformer.experiment import Batch
+from linalgformer.experiment import Experiment as BaseExperiment
+from linalgformer.models.decoding import beam_search, greedy
+from linalgformer.models.seq2seq import ModelConfig, Seq2Seq
+from linalgformer.problems.base import TOLERANCES, Examples, Scores, Sequences
+from linalgformer.problems.charton import ProblemConfig, make_problem
+from linalgformer.problems.datafile import read_examples
+
+__all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
+
+EVAL_BATCH = 256
+
+
+def accuracy_key(tau: float) -> str:
+    return f"acc@{tau:g}"
+
+
+class Experiment(BaseExperiment):
+    primary_metric = accuracy_key(0.05)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.problem = make_problem(config.problem)
+        self.vocab = self.problem.vocab
+        self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
+
+    # -- model and data --------------------------------------------------------------------------
+
+    def build_model(self) -> Seq2Seq:
+        try:
+            return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
+                           self.vocab.eos_id)
+        except ValueError as err:
+            raise UserError(f"bad model config: {err}") from None
+
+    def sample_batch(self, rng: np.random.Generator, size: int) -> Batch:
+        if self.file_data is not None:
+            return self.tensors(*(take(seq, rng.integers(0, len(seq.lengths), size)) for seq in self.file_data))
+        return self.tensors(*self.problem.encode(self.problem.sample(rng, size)))
+
+    def tensors(self, src: Sequences, tgt: Sequences) -> Batch:
+        return {"src_ids": torch.from_numpy(src.ids.astype(np.int64)),
+                "src_len": torch.from_numpy(src.lengths.astype(np.int64)),
+                "tgt_ids": torch.from_numpy(with_bos_eos(tgt, self.vocab)),
+                "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
+
+    def loss(self, model, batch: Batch) -> torch.Tensor:
+        tgt = batch["tgt_ids"]
+        logits = model(batch["src_ids"], batch["src_len"], tgt[:, :-1])  # (B, T-1, V)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt[:, 1:].reshape(-1),
+                               ignore_index=self.vocab.pad_id)
+
+    def batch_tokens(self, batch: Batch) -> int:
+        return int(batch["src_len"].sum() + batch["tgt_len"].sum())
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def test_problems(self, distribution: str | None = None, dims: list[int] | None = None):
+        """(label, problem) pairs: one per test law and test size (defaults: the training ones)."""
+        cfg = self.config.problem
+        laws = [law.strip() for law in distribution.split(",")] if distribution else [cfg.distribution]
+        sizes = dims or [None]
+        out = []
+        for law in laws:
+            for dim in sizes:
+                change = {"distribution": law}
+                if dim is not None:
+                    change.update(dim=dim, min_dim=dim, max_dim=dim)
+                out.append(((law or "default", dim), make_problem(dataclasses.replace(cfg, **change))))
+        return out
+
+    def evaluate(self, model, count: int, seed: int, device: torch.device, *,
+                 distribution: str | None = None, dims: list[int] | None = None, beam: int = 1,
+                 predictions: Path | None = None, progress: bool = False, **_: Any) -> dict[str, Any]:
+        per_case, rows = [], []
+        for (law, dim), problem in self.test_problems(distribution, dims):
+            examples = problem.sample(np.random.default_rng([seed, dim or 0]), count)
+            preds = self.predict(model, problem, examples, device, beam)
+            scores = problem.score(examples, preds)
+            per_case.append(scores)
+            if predictions is not None:
+                rows.extend(prediction_rows(problem, examples, preds, scores))
+        if predictions is not None:
+            write_predictions(predictions, rows)
+        return summarize(per_case)
+
+    def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[list[int]]:
+        """Decoded output ids (no specials) for ``examples``, in batches."""
+        src, _ = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        max_len = problem.max_output_length(max(examples.dims)) + 2
+        model.eval()
+        out: list[list[int]] = []
+        for start in range(0, len(examples), EVAL_BATCH):
+            ids = torch.from_numpy(src.ids[start:start + EVAL_BATCH].astype(np.int64)).to(device)
+            lens = torch.from_numpy(src.lengths[start:start + EVAL_BATCH].astype(np.int64)).to(device)
+            ids = ids[:, : int(lens.max())]
+            if beam > 1:
+                out.extend(beam_search(model, ids, lens, max_len, beam=beam))
+            else:
+                out.extend(greedy(model, ids, lens, max_len))
+        return out
+
+    def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
+        """The model's answer for one user matrix, beside numpy's, with the verifier's error."""
+        problem = self.problem
+        examples = problem.examples_from_matrix(matrix)
+        check_trained_size(self.config.problem, examples.dims[0])
+        device = next(model.parameters()).device
+        pred = self.predict(model, problem, examples, device, beam)
+        scores = problem.score(examples, pred)
+        decoded = problem.decode_output(pred[0])
+        reference = problem.reference(examples)[0]
+        error = float(scores.d1[0]) if np.isfinite(scores.d1[0]) else None
+        return {"problem": problem.name,
+                "prediction": None if decoded is None else np.asarray(decoded).tolist(),
+                "reference": np.asarray(reference).tolist(), "error": error,
+                "valid": bool(scores.valid[0]),
+                "prediction_text": " ".join(problem.vocab.to_strings(pred[0])) if decoded is None
+                else np.array2string(np.asarray(decoded), precision=4, suppress_small=True),
+                "reference_text": np.array2string(np.asarray(reference), precision=4, suppress_small=True)}
+
+
+def take(seq: Sequences, index: np.ndarray) -> Sequences:
+    """Rows ``index`` of a padded batch, trimmed to their longest length."""
+    lengths = seq.lengths[index]
+    return Sequences(seq.ids[index, : int(lengths.max())], lengths)
+
+
+def with_bos_eos(tgt: Sequences, vocab) -> np.ndarray:
+    """(B, L) padded ids -> (B, L+2): <bos> ids <eos> then padding."""
+    b, length = tgt.ids.shape
+    out = np.full((b, length + 2), vocab.pad_id, dtype=np.int64)
+    out[:, 0] = vocab.bos_id
+    out[:, 1:length + 1] = tgt.ids
+    out[np.arange(b), tgt.lengths + 1] = vocab.eos_id
+    keep = np.arange(length + 2)[None, :] <= (tgt.lengths + 1)[:, None]
+    return np.where(keep, out, vocab.pad_id)
+
+
+def check_fits(model, src: Sequences, problem, examples: Examples) -> None:
+    limit = getattr(getattr(model, "cfg", None), "max_len", None)
+    longest = max(int(src.lengths.max()), problem.max_output_length(max(examples.dims)) + 2)
+    if limit is not None and longest > limit:
+        raise UserError(f"a {max(examples.dims)}x{max(examples.dims)} {problem.name} example needs "
+                        f"{longest} positions but the model has only {limit}.")
+
+
+def summarize(parts: list[Scores]) -> dict[str, Any]:
+    """Overall accuracies plus tables by law and by size."""
+    all_scores = concat_scores(parts)
+    out = score_stats(all_scores)
+    out["by_law"] = grouped(all_scores, all_scores.laws)
+    out["by_dim"] = grouped(all_scores, [str(d) for d in all_scores.dims])
+    return out
+
+
+def score_stats(s: Scores) -> dict[str, float]:
+    n = max(len(s.valid), 1)
+    stats = {accuracy_key(tau): float(c.sum() / n) for tau, c in s.correct.items()}
+    stats.update(exact=float(s.exact.sum() / n), invalid=float((~s.valid).sum() / n), count=len(s.valid))
+    finite = s.d1[np.isfinite(s.d1)]
+    stats["median_d1"] = float(np.median(finite)) if finite.size else float("inf")
+    return stats
+
+
+def grouped(s: Scores, keys: list[str]) -> dict[str, dict[str, float]]:
+    keys_arr = np.asarray(keys)
+    return {key: score_stats(subset(s, keys_arr == key)) for key in dict.fromkeys(keys)}
+
+
+def subset(s: Scores, mask: np.ndarray) -> Scores:
+    idx = np.flatnonzero(mask)
+    return Scores(s.valid[idx], s.exact[idx], s.d1[idx], s.d2[idx], s.dmax[idx],
+                  [s.laws[i] for i in idx], [s.dims[i] for i in idx])
+
+
+def concat_scores(parts: list[Scores]) -> Scores:
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return Scores(cat("valid"), cat("exact"), cat("d1"), cat("d2"), cat("dmax"),
+                  [x for p in parts for x in p.laws], [x for p in parts for x in p.dims])
+
+
+def prediction_rows(problem, examples: Examples, preds: list[list[int]], scores: Scores) -> list[dict]:
+    src, tgt = problem.encode(examples)
+    vocab = problem.vocab
+    rows = []
+    for i, pred in enumerate(preds):
+        rows.append({"input": " ".join(vocab.to_strings(src.ids[i, : src.lengths[i]])),
+                     "target": " ".join(vocab.to_strings(tgt.ids[i, : tgt.lengths[i]])),
+                     "prediction": " ".join(vocab.to_strings(pred)),
+                     "law": scores.laws[i], "dim": int(scores.dims[i]), "valid": bool(scores.valid[i]),
+                     "exact": bool(scores.exact[i]),
+                     "d1": float(scores.d1[i]) if np.isfinite(scores.d1[i]) else None,
+                     "correct@0.05": bool(scores.correct[TOLERANCES[0]][i])})
+    return rows
+
+
+def write_predictions(path: Path, rows: list[dict]) -> None:
+    from linalgformer.checkpoint import atomic_write_text
+
+    atomic_write_text(Path(path), "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ----------------------------------------------------------------------------- predict / reproduce
+
+
+
+
+def check_trained_size(cfg: ProblemConfig, dim: int) -> None:
+    low, high = cfg.min_dim or cfg.dim, cfg.max_dim or cfg.dim
+    if not low <= dim <= high:
+        trained = f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
+        raise UserError(f"this model was trained on {trained} matrices, not {dim}x{dim} "
+                        "(use `linalgformer evaluate --dim` to study other sizes).")
+
+
+def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
+    """Run preset ``name``: train (or reuse its run), evaluate with the preset's protocol, tabulate.
+
+    The ``reproduce`` section of a preset may hold ``eval`` (count, seed, distribution, dims, beam),
+    ``grid`` (train on each of ``train`` laws, test on each of ``test`` laws: the OOD table), and
+    ``retrain`` (``from``: a preset whose run initialises this one, trained first if needed)."""
+    from linalgformer.reproduce import load_preset
+
+    config, protocol = load_preset(name, quick)
+    run_dir = Path(out_dir) / (f"{name}-quick" if quick else name)
+    if protocol.get("grid"):
+        return reproduce_grid(name, config, protocol, run_dir)
+    if protocol.get("retrain"):
+        base = reproduce(protocol["retrain"]["from"], quick, out_dir)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, init_from=base["run_dir"]))
+    metrics = train_and_evaluate(config, protocol.get("eval") or {}, run_dir)
+    from linalgformer.evaluate import evaluation_table
+
+    text = evaluation_table(metrics)
+    if protocol.get("paper"):
+        text += f"\npaper: {protocol['paper']}"
+    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    return {"title": config_title(name, protocol), "name": name, "quick": quick, "run_dir": str(run_dir),
+            "metrics": metrics, "table": [{"group": "all", **flat}], "text": text}
+
+
+def config_title(name: str, protocol: dict) -> str:
+    from linalgformer.config import load_yaml
+    from linalgformer.reproduce import preset_path
+
+    return str(load_yaml(preset_path(name)).get("title") or protocol.get("title") or name)
+
+
+def train_and_evaluate(config, ev: dict, run_dir: Path, distribution: str | None = None) -> dict[str, Any]:
+    from linalgformer.checkpoint import load_run
+    from linalgformer.train import pick_device, train_run
+
+    train_run(config, run_dir)
+    device = pick_device(config.train.device)
+    _, experiment, model = load_run(run_dir, device)
+    dims = ev.get("dims")
+    return experiment.evaluate(model, int(ev.get("count", 1000)), int(ev.get("seed", 12345)), device,
+                               distribution=distribution or ev.get("distribution"),
+                               dims=[int(d) for d in dims] if dims else None, beam=int(ev.get("beam", 1)))
+
+
+def reproduce_grid(name: str, config, protocol: dict, run_dir: Path) -> dict[str, Any]:
+    """Train on each law, test on every law: accuracy at 5% tolerance, train law x test law."""
+    from linalgformer.evaluate import render_table
+
+    grid = protocol["grid"]
+    train_laws, test_laws = list(grid["train"]), list(grid["test"])
+    rows, table = [], []
+    for law in train_laws:
+        cfg = dataclasses.replace(config, problem=dataclasses.replace(config.problem, distribution=law))
+        metrics = train_and_evaluate(cfg, protocol.get("eval") or {}, run_dir / law, ",".join(test_laws))
+        accs = {t: metrics["by_law"][t][accuracy_key(0.05)] for t in test_laws}
+        table.append({"train": law, **accs})
+        rows.append([law] + [accs[t] for t in test_laws])
+    text = "accuracy at 5% tolerance (rows: training law, columns: test law)\n"
+    text += render_table(["train \\ test"] + test_laws, rows)
+    if protocol.get("paper"):
+        text += f"\npaper: {protocol['paper']}"
+    return {"title": config_title(name, protocol), "name": name, "run_dir": str(run_dir), "table": table, "text": text}

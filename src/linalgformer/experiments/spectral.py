@@ -1,0 +1,387 @@
+"""The spectral family (He et al., "Learning Spectral Methods by Transformers").
+
+Tasks (``problem.task``):
+
+* ``pca``: from a data matrix X (n x d) predict the top-k eigenvectors (d x k) and eigenvalues of
+  C = X^T X / n. Loss per eigenvector: ``abs_cos`` 1 - |cos| (default; sign-invariant, an
+  eigenvector is only defined up to sign), ``cos2`` 1 - cos^2, or ``signed_cos`` 1 - cos against
+  targets whose largest entry is positive (the authors' loss); plus ``value_weight`` times the
+  squared eigenvalue error relative to lambda_1.
+* ``gmm``: label each of the n samples of a Gaussian-mixture block; loss: cross-entropy under the
+  best renaming of the classes (the minimum over all label permutations).
+
+Data (``problem.data``): synthetic, scikit-learn's digits, or MNIST-style IDX files (projected on the
+top ``dim`` principal components and standardised, cut into random blocks of ``samples`` images;
+training blocks from the training images, test blocks from the held-out ones).
+
+``evaluate`` reports, on a fixed seeded test set, for PCA: ``cos_j`` (mean |cos| of eigenvector j),
+``mean_abs_cos`` (primary metric), ``subspace_distance`` (RMS sine of the principal angles) and
+``value_rel_error_j``; for clustering: ``accuracy`` after the best matching of labels (Hungarian).
+Each is repeated for the classical baselines on the same examples under a prefix: ``eigh_``,
+``power{t}_`` (deflated power method, t = model layers iterations per vector), ``block{t}_``
+(orthogonal iteration, t iterations), ``power_conv_`` (to convergence); ``spectral_`` and ``kmeans_``.
+
+``reproduce(name, quick, out_dir)`` runs a preset (``spectral-pca``, ``spectral-depth``,
+``spectral-gmm``, ``spectral-digits``) end to end and returns its table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from linalgformer.baselines.spectral import Eigh, KMeansClustering, PowerMethod, SpectralClustering
+from linalgformer.config import RunConfig
+from linalgformer.datasets import ProjectedData, distinct_blocks, load_digits_projected, load_idx_projected
+from linalgformer.errors import UserError
+from linalgformer.experiment import Batch
+from linalgformer.experiment import Experiment as BaseExperiment
+from linalgformer.models.encoder import ModelConfig, Outputs, SpectralEncoder
+from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines, eigenvalue_relative_error,
+                                            matched_accuracy, pca_examples, sample_gmm, sample_pca, subspace_distance)
+
+__all__ = ["ProblemConfig", "ModelConfig", "Experiment", "reproduce"]
+
+Predictor = Callable[[Batch], Batch]
+EVAL_CHUNK = 500
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def to_batch(examples: SpectralExamples) -> Batch:
+    """numpy examples -> the batch dict of CPU tensors (float32 inputs and targets)."""
+    batch = {"x": torch.from_numpy(examples.x.astype(np.float32))}
+    if examples.vectors is not None:
+        batch["vectors"] = torch.from_numpy(examples.vectors.astype(np.float32))
+        batch["values"] = torch.from_numpy(examples.values.astype(np.float32))
+    if examples.labels is not None:
+        batch["labels"] = torch.from_numpy(examples.labels)
+    return batch
+
+
+def load_real_data(problem: ProblemConfig) -> ProjectedData:
+    if problem.data == "digits":
+        return load_digits_projected(problem.dim, problem.test_fraction)
+    if problem.task == "gmm" and not problem.idx_labels:
+        raise UserError("clustering IDX images needs problem.idx_labels (the labels file).")
+    return load_idx_projected(problem.idx_images, problem.idx_labels or None, problem.dim, problem.test_fraction)
+
+
+def real_blocks(problem: ProblemConfig, data: ProjectedData, rng: np.random.Generator, count: int,
+                split: str) -> SpectralExamples:
+    """Random blocks of ``samples`` distinct images from one pool; labels renumbered 0..classes-1."""
+    points, labels = data.pool(split)
+    if problem.task == "gmm":
+        chosen = problem.digit_classes or tuple(range(problem.classes))
+        keep = np.isin(labels, chosen)
+        points, labels = points[keep], np.searchsorted(np.array(sorted(chosen)), labels[keep])
+    idx = distinct_blocks(rng, len(points), count, problem.samples)  # (count, n)
+    if problem.task == "pca":
+        return pca_examples(points[idx], problem.k)
+    return SpectralExamples(x=points[idx], labels=labels[idx].astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def vector_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean over examples and eigenvectors of 1 - |cos|, 1 - cos^2 or 1 - cos; (B, d, k) inputs."""
+    cos = (pred * target).sum(-2) / (pred.norm(dim=-2) * target.norm(dim=-2)).clamp(min=1e-8)  # (B, k)
+    if kind == "abs_cos":
+        return (1 - cos.abs()).mean()
+    if kind == "cos2":
+        return (1 - cos.square()).mean()
+    return (1 - cos).mean()
+
+
+def value_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared eigenvalue error relative to the top eigenvalue (scale-free), (B, k) inputs."""
+    return ((pred - target) / target[:, :1].clamp(min=1e-12)).square().mean()
+
+
+def matched_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (B, n, c) vs (B, n) under the best permutation of class names, per example."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    classes = logits.shape[-1]
+    per_perm = []
+    for perm in itertools.permutations(range(classes)):
+        renamed = torch.tensor(perm, device=labels.device)[labels]  # (B, n)
+        per_perm.append(-logp.gather(-1, renamed[..., None])[..., 0].mean(-1))  # (B,)
+    return torch.stack(per_perm, -1).min(-1).values.mean()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def pca_metrics(pred: dict[str, np.ndarray], examples: SpectralExamples, prefix: str = "") -> dict[str, float]:
+    cos = abs_cosines(pred["vectors"], examples.vectors)  # (B, k)
+    out = {f"{prefix}cos_{j + 1}": float(cos[:, j].mean()) for j in range(cos.shape[1])}
+    out[f"{prefix}mean_abs_cos"] = float(cos.mean())
+    out[f"{prefix}subspace_distance"] = float(subspace_distance(pred["vectors"], examples.vectors).mean())
+    if "values" in pred:
+        errors = eigenvalue_relative_error(pred["values"], examples.values)
+        out.update({f"{prefix}value_rel_error_{j + 1}": float(errors[:, j].mean()) for j in range(errors.shape[1])})
+    return out
+
+
+def cluster_metrics(pred: dict[str, np.ndarray], examples: SpectralExamples, classes: int,
+                    prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}accuracy": float(matched_accuracy(pred["labels"], examples.labels, classes).mean())}
+
+
+def predict(predictor: Predictor, examples: SpectralExamples, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Run a model or baseline over ``examples`` in chunks; numpy float64 outputs (labels for logits)."""
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(examples), EVAL_CHUNK):
+        chunk = SpectralExamples(x=examples.x[start:start + EVAL_CHUNK])
+        with torch.no_grad():
+            out = predictor({"x": to_batch(chunk)["x"].to(device)})
+        if "logits" in out:
+            out = dict(out, labels=out["logits"].argmax(-1))
+        parts.append({k: v.detach().cpu().numpy() for k, v in out.items() if k != "logits"})
+    return {k: np.concatenate([p[k] for p in parts]).astype(np.float64 if k != "labels" else np.int64)
+            for k in parts[0]}
+
+
+# ----------------------------------------------------------------------------- the experiment
+
+
+class Experiment(BaseExperiment):
+    """PCA or clustering by a :class:`SpectralEncoder`, beside the classical spectral algorithms."""
+
+    def __init__(self, config: RunConfig):
+        super().__init__(config)
+        self.problem: ProblemConfig = config.problem
+        self.primary_metric = "mean_abs_cos" if self.problem.task == "pca" else "accuracy"
+        self._real: ProjectedData | None = None
+        self._baselines: dict[tuple[int, int], dict[str, float]] = {}
+
+    def outputs(self) -> Outputs:
+        p = self.problem
+        return Outputs(dim=p.dim, samples=p.samples, k=p.k if p.task == "pca" else 0,
+                       classes=p.classes if p.task == "gmm" else 0)
+
+    def build_model(self) -> nn.Module:
+        try:
+            return SpectralEncoder(self.config.model, self.outputs())
+        except ValueError as err:
+            raise UserError(f"model: {err}.") from None
+
+    def draw(self, rng: np.random.Generator, count: int, split: str = "train") -> SpectralExamples:
+        p = self.problem
+        if p.data != "synthetic":
+            if self._real is None:
+                self._real = load_real_data(p)
+            return real_blocks(p, self._real, rng, count, split)
+        if p.task == "pca":
+            return sample_pca(rng, count, p.dim, p.samples, p.k, p.spectrum, p.decay)
+        return sample_gmm(rng, count, p.dim, p.samples, p.classes, p.separation)
+
+    def sample_batch(self, rng: np.random.Generator, size: int) -> Batch:
+        return to_batch(self.draw(rng, size, "train"))
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        out = model(batch)
+        if self.problem.task == "gmm":
+            return matched_cross_entropy(out["logits"], batch["labels"])
+        loss = vector_loss(out["vectors"].float(), batch["vectors"], self.problem.loss)
+        if self.problem.value_weight:
+            loss = loss + self.problem.value_weight * value_loss(out["values"].float(), batch["values"])
+        return loss
+
+    def batch_tokens(self, batch: Batch) -> int:
+        x = batch["x"]
+        per_example = x.shape[2] if self.config.model.tokens == "covariance" else x.shape[1]
+        return int(x.shape[0] * per_example)
+
+    def test_set(self, count: int, seed: int) -> SpectralExamples:
+        return self.draw(np.random.default_rng(seed), count, "test")
+
+    def baselines(self) -> dict[str, Predictor]:
+        p, t = self.problem, self.config.model.layers
+        if p.task == "gmm":
+            return {"spectral_": SpectralClustering(p.classes), "kmeans_": KMeansClustering(p.classes)}
+        return {"eigh_": Eigh(p.k), f"power{t}_": PowerMethod(p.k, t),
+                f"block{t}_": PowerMethod(p.k, t, mode="simultaneous"), "power_conv_": PowerMethod(p.k, None)}
+
+    def score(self, pred: dict[str, np.ndarray], examples: SpectralExamples, prefix: str = "") -> dict[str, float]:
+        if self.problem.task == "gmm":
+            return cluster_metrics(pred, examples, self.problem.classes, prefix)
+        return pca_metrics(pred, examples, prefix)
+
+    def evaluate(self, model: nn.Module, count: int, seed: int, device: torch.device,
+                 **options: Any) -> dict[str, Any]:
+        """Model metrics on ``count`` seeded test examples, then the baselines' (``baselines=False``
+        skips them; they are computed once per (count, seed) and cached)."""
+        examples = self.test_set(count, seed)
+        was_training = model.training
+        model.eval()
+        metrics = self.score(predict(model, examples, device), examples)
+        model.train(was_training)
+        if options.get("baselines", True):
+            metrics.update(self.baseline_metrics(examples, count, seed))
+        return metrics
+
+    def baseline_metrics(self, examples: SpectralExamples, count: int, seed: int) -> dict[str, float]:
+        if (count, seed) not in self._baselines:
+            scores: dict[str, float] = {}
+            for prefix, baseline in self.baselines().items():
+                scores.update(self.score(predict(baseline, examples), examples, prefix))
+            self._baselines[(count, seed)] = scores
+        return dict(self._baselines[(count, seed)])
+
+
+# ----------------------------------------------------------------------------- reproduce
+
+
+def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
+    """Run preset ``name`` end to end: {"title", "table", "text", "plots", "wall_s", ...}."""
+    from linalgformer.reproduce import load_preset
+
+    config, protocol = load_preset(name, quick)
+    out = Path(out_dir) / (f"{name}-quick" if quick else name)
+    start = time.time()
+    depths = protocol.get("depths")
+    if depths:
+        result = reproduce_depths(config, protocol, out, [int(d) for d in depths])
+    else:
+        result = reproduce_single(config, protocol, out)
+    wall = round(time.time() - start, 1)
+    result.update(title=protocol.get("title") or name, name=name, quick=quick, out_dir=str(out), wall_s=wall)
+    plots = "".join(f"\nplot: {path}" for path in result.get("plots", []))
+    result["text"] += f"{plots}\n{machine_line(wall)}"
+    return result
+
+
+def machine_line(wall_s: float) -> str:
+    return (f"wall time {wall_s:.0f} s (training and evaluation) on {platform.machine()} with "
+            f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+
+
+def train_and_evaluate(config: RunConfig, run_dir: Path, protocol: dict) -> tuple[dict[str, Any], float]:
+    """Train (or resume) the run, then evaluate it on the protocol's test set; (metrics, train seconds)."""
+    from linalgformer.checkpoint import load_run
+    from linalgformer.tracking import read_metrics
+    from linalgformer.train import train_run
+
+    train_run(config, run_dir, progress=False)
+    _, experiment, model = load_run(run_dir)
+    ev = protocol.get("eval") or {}
+    metrics = experiment.evaluate(model, int(ev.get("count", 2000)), int(ev.get("seed", 2025)), torch.device("cpu"))
+    records = [r for r in read_metrics(run_dir) if "elapsed" in r]
+    return metrics, float(records[-1]["elapsed"]) if records else float("nan")
+
+
+def method_row(method: str, depth: Any, metrics: dict[str, float], prefix: str, task: str, k: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"method": method, "layers/iters": depth}
+    if task == "gmm":
+        row["accuracy"] = metrics.get(f"{prefix}accuracy")
+        return row
+    row.update({f"cos_{j}": metrics.get(f"{prefix}cos_{j}") for j in range(1, k + 1)})
+    row["mean_abs_cos"] = metrics.get(f"{prefix}mean_abs_cos")
+    row["subspace_dist"] = metrics.get(f"{prefix}subspace_distance")
+    row["value_err_1"] = metrics.get(f"{prefix}value_rel_error_1")
+    return row
+
+
+def comparison_rows(config: RunConfig, metrics: dict[str, float], protocol: dict, seconds: float) -> list[dict[str, Any]]:
+    p, layers = config.problem, config.model.layers
+    rows = [dict(method_row("transformer (trained)", layers, metrics, "", p.task, p.k), train_s=round(seconds))]
+    paper = protocol.get("paper") or {}
+    if paper:
+        rows.append(dict({"method": f"paper: {paper.get('what', 'He et al.')}", "layers/iters": paper.get("layers")},
+                         **{k: v for k, v in paper.items() if k not in ("what", "layers")}))
+    if p.task == "gmm":
+        rows += [method_row("spectral clustering (top eigenvector)", "-", metrics, "spectral_", p.task, p.k),
+                 method_row("k-means (scikit-learn)", "-", metrics, "kmeans_", p.task, p.k)]
+        return rows
+    return rows + [
+        method_row("power method, deflation (t per vector)", layers, metrics, f"power{layers}_", p.task, p.k),
+        method_row("block power method (orthogonal iteration)", layers, metrics, f"block{layers}_", p.task, p.k),
+        method_row("power method to convergence", "conv", metrics, "power_conv_", p.task, p.k),
+        method_row("numpy eigh", "exact", metrics, "eigh_", p.task, p.k)]
+
+
+def reproduce_single(config: RunConfig, protocol: dict, out: Path) -> dict[str, Any]:
+    metrics, seconds = train_and_evaluate(config, out / "run", protocol)
+    rows = comparison_rows(config, metrics, protocol, seconds)
+    ev = protocol.get("eval") or {}
+    text = (f"{ev.get('count', 2000)} test examples (seed {ev.get('seed', 2025)}), "
+            f"d = {config.problem.dim}, n = {config.problem.samples}, data = {config.problem.data}, "
+            f"trained {config.train.max_steps} steps max / {config.train.max_minutes:g} min max\n" + text_table(rows))
+    return {"table": rows, "text": text, "plots": [], "metrics": metrics}
+
+
+def reproduce_depths(config: RunConfig, protocol: dict, out: Path, depths: list[int]) -> dict[str, Any]:
+    """One trained model per depth; the power method per iteration count on the same test set."""
+    rows, trained = [], {}
+    for depth in depths:
+        cfg = dataclasses.replace(config, model=dataclasses.replace(config.model, layers=depth))
+        metrics, seconds = train_and_evaluate(cfg, out / f"layers{depth}", protocol)
+        trained[depth] = metrics
+        rows.append(dict(method_row("transformer (trained)", depth, metrics, "", "pca", config.problem.k),
+                         train_s=round(seconds)))
+    curves = power_curves(config, protocol, max(int(protocol.get("power_iterations", 0)), max(depths)))
+    for mode, label in POWER_LABELS.items():
+        rows += [method_row(label, depth, curves[mode][depth], "", "pca", config.problem.k) for depth in depths]
+    plot = plot_depth(trained, curves, config.problem.k, out / "depth.png")
+    return {"table": rows, "text": text_table(rows), "plots": [str(plot)]}
+
+
+POWER_LABELS = {"sequential": "power method, deflation (t per vector)",
+                "simultaneous": "block power method (orthogonal iteration)"}
+
+
+def power_curves(config: RunConfig, protocol: dict, iterations: int) -> dict[str, dict[int, dict[str, float]]]:
+    """PCA metrics of both power methods after t = 1..iterations iterations: {mode: {t: metrics}}."""
+    ev = protocol.get("eval") or {}
+    experiment = Experiment(config)
+    examples = experiment.test_set(int(ev.get("count", 2000)), int(ev.get("seed", 2025)))
+    k = config.problem.k
+    return {mode: {t: pca_metrics(predict(PowerMethod(k, t, mode=mode), examples), examples)
+                   for t in range(1, iterations + 1)} for mode in POWER_LABELS}
+
+
+def plot_depth(trained: dict[int, dict[str, float]], curves: dict[str, dict[int, dict[str, float]]], k: int,
+               path: Path) -> Path:
+    from linalgformer.plotting import pyplot, save
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), sharey=True)
+    for j, ax in enumerate(np.atleast_1d(axes), start=1):
+        for (mode, curve), style in zip(curves.items(), ("-", "--")):
+            its = sorted(curve)
+            ax.plot(its, [curve[t][f"cos_{j}"] for t in its], style, color="gray",
+                    label=f"{POWER_LABELS[mode]}, t iterations")
+        depths = sorted(trained)
+        ax.plot(depths, [trained[d][f"cos_{j}"] for d in depths], "o-", label="trained transformer (layers)")
+        ax.set(title=f"eigenvector {j}", xlabel="layers / iterations", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("mean |cos|")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    from linalgformer.evaluate import render_table
+
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return render_table(header, [[number(row.get(c)) for c in header] for row in rows])

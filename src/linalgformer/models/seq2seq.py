@@ -1,0 +1,360 @@
+"""The encoder-decoder transformer of Charton's "Linear algebra with transformers".
+
+Source tokens (a matrix written as tokens) go through an encoder; a decoder, given ``<bos>`` and the
+answer so far, predicts the next answer token with causal self-attention and cross-attention to the
+encoder's output (the *memory*)::
+
+    src (B, S) -> embed + positions -> [self-attn, FFN] x enc_layers -> memory (B, S, W)
+    tgt_in (B, T) -> embed + positions -> [causal self-attn, cross-attn(memory), FFN] x dec_layers
+                  -> linear read-out -> logits (B, T, V)
+
+Choices, as in the paper: post-LayerNorm (``norm="post"``, with a LayerNorm on the embeddings as in
+Charton's XLM-derived code) or pre-LayerNorm (``norm="pre"``, with a final LayerNorm instead);
+learned positions, or sinusoidal ones (then token embeddings are scaled by sqrt(width), Vaswani et
+al.'s recipe, so that they are not drowned by the positions); ReLU FFN of ``ffn_ratio * width``.
+Softmax attention goes through :func:`linalgformer.models.attention.attention` (SDPA). Padding is
+handled by a key-padding mask on the source (True = attend); the decoder needs none, because target
+padding only ever sits after the tokens that matter and the causal mask hides it from them.
+
+Initialisation (nanoGPT's): every Linear and Embedding weight ~ N(0, 0.02), biases zero, LayerNorm
+weight one / bias zero.
+
+``encoder_only=True`` drops the decoder: logits for output position i are read linearly from encoder
+position i (the output must be no longer than the padded input).
+
+Decoding (greedy, beam search) lives in :mod:`linalgformer.models.decoding`; it uses
+:meth:`Seq2Seq.start_cache` and :meth:`Seq2Seq.decode_step`, which run one new position at a time
+against a :class:`DecoderCache` of past self-attention keys/values and the memory's cross-attention
+keys/values (computed once).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from linalgformer.models.attention import attention
+
+NORMS = ("post", "pre")
+POSITIONS = ("learned", "sinusoidal")
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+@dataclass
+class ModelConfig:
+    """The ``model:`` section of a Charton run config."""
+
+    enc_layers: int = 2
+    dec_layers: int = 2
+    width: int = 256
+    heads: int = 8
+    ffn_ratio: float = 4.0
+    norm: str = "post"  # post | pre  (paper: post-LayerNorm)
+    positions: str = "learned"  # learned | sinusoidal
+    share_embeddings: bool = False  # tie encoder/decoder input embeddings and the output projection
+    dropout: float = 0.0
+    max_len: int = 1024  # positions table size: longest source, and longest decoder input
+    encoder_only: bool = False  # encoder + linear read-out; output i read from encoder position i
+
+    def __post_init__(self):
+        if self.width < 1 or self.heads < 1:
+            raise ValueError(f"width ({self.width}) and heads ({self.heads}) must be positive")
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
+        if self.enc_layers < 1:
+            raise ValueError(f"enc_layers must be at least 1, got {self.enc_layers}")
+        if self.dec_layers < (0 if self.encoder_only else 1):
+            raise ValueError(f"dec_layers must be at least 1 for an encoder-decoder, got {self.dec_layers}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.ffn_ratio <= 0 or self.max_len < 1:
+            raise ValueError(f"ffn_ratio ({self.ffn_ratio}) and max_len ({self.max_len}) must be positive")
+
+    @property
+    def ffn_width(self) -> int:
+        return int(round(self.ffn_ratio * self.width))
+
+
+# ----------------------------------------------------------------------------------------- blocks
+
+class Attention(nn.Module):
+    """Multi-head softmax attention whose key/value projection can be run (and cached) separately.
+
+    ``fp32_cpu_attention`` (an instance attribute, on by default; ``benchmarks/train.py --ablate``
+    turns it off to measure what it buys): when autocast hands the attention bf16/fp16 inputs on
+    the CPU and gradients are needed, the attention itself runs in float32 while the projections
+    stay in bf16. torch's CPU flash-attention backward is much slower in bf16 than in fp32 (see
+    docs/PERFORMANCE.md for the measured step) and its query gradients are far less accurate
+    (``tests/test_seq2seq_speed_paths.py``). Parameters and checkpoints are unchanged.
+    """
+
+    fp32_cpu_attention = True
+
+    def __init__(self, width: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q_proj = nn.Linear(width, width)
+        self.kv_proj = nn.Linear(width, 2 * width)
+        self.out_proj = nn.Linear(width, width)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, w = x.shape  # (B, T, W) -> (B, H, T, W/H)
+        return x.view(b, t, self.heads, w // self.heads).transpose(1, 2)
+
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of ``context`` (B, S, W), each (B, H, S, W/H)."""
+        k, v = self.kv_proj(context).chunk(2, dim=-1)
+        return self.split(k), self.split(v)
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], *,
+                mask: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        """Queries from ``x`` (B, T, W) against keys/values (B, H, S, W/H) -> (B, T, W)."""
+        q, (k, v) = self.split(self.q_proj(x)), kv
+        dropout = self.dropout if self.training else 0.0
+        if self.fp32_cpu_attention and q.requires_grad and q.device.type == "cpu" and q.dtype in LOW_PRECISION:
+            with torch.autocast("cpu", enabled=False):
+                out = attention(q.float(), k.float(), v.float(), "softmax", mask=mask, causal=causal,
+                                dropout=dropout).to(q.dtype)
+        else:
+            out = attention(q, k, v, "softmax", mask=mask, causal=causal, dropout=dropout)  # (B, H, T, W/H)
+        b, h, t, dh = out.shape  # (B, H, T, W/H) -> (B, T, W)
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, h * dh))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.width, cfg.ffn_width)
+        self.down = nn.Linear(cfg.ffn_width, cfg.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(torch.relu(self.up(x)))
+
+
+class Residual(nn.Module):
+    """``x + f(x)`` with a LayerNorm after (post-norm) or before f (pre-norm), dropout on f(x)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pre = cfg.norm == "pre"
+        self.norm = nn.LayerNorm(cfg.width)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if self.pre:
+            return x + self.drop(f(self.norm(x)))
+        return self.norm(x + self.drop(f(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attn = Attention(cfg.width, cfg.heads, cfg.dropout)
+        self.ffn = FeedForward(cfg)
+        self.attn_res, self.ffn_res = Residual(cfg), Residual(cfg)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.attn_res(x, lambda h: self.attn(h, self.attn.project_kv(h), mask=mask))
+        return self.ffn_res(x, self.ffn)
+
+
+@dataclass
+class DecoderCache:
+    """What incremental decoding keeps between steps, per decoder layer.
+
+    ``cross[l]``: the memory's cross-attention keys/values for layer l, each (B, H, S, W/H), computed
+    once; ``past[l]``: layer l's self-attention keys/values of the positions decoded so far, each
+    (B, H, t, W/H) (None before the first step); ``mem_mask``: (B, 1, 1, S) key padding mask;
+    ``length``: t, the number of positions decoded so far (the next one's position index).
+    """
+
+    cross: list[tuple[torch.Tensor, torch.Tensor]]
+    mem_mask: torch.Tensor
+    past: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
+    length: int = 0
+
+    def reorder(self, index: torch.Tensor, memory: bool = True) -> None:
+        """Keep rows ``index`` (a LongTensor over the batch), e.g. to repeat rows or follow beams.
+
+        ``memory=False`` leaves the memory's keys/values and mask in place: right when rows only move
+        among copies of the same source (the beams of one example), and it saves a copy per step."""
+        self.past = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.past]
+        if memory:
+            self.cross = [(k[index], v[index]) for k, v in self.cross]
+            self.mem_mask = self.mem_mask[index]
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn = Attention(cfg.width, cfg.heads, cfg.dropout)
+        self.cross_attn = Attention(cfg.width, cfg.heads, cfg.dropout)
+        self.ffn = FeedForward(cfg)
+        self.self_res, self.cross_res, self.ffn_res = Residual(cfg), Residual(cfg), Residual(cfg)
+
+    def forward(self, x: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
+                cache: DecoderCache | None = None, layer: int = 0) -> torch.Tensor:
+        """x (B, T, W). With ``cache``, x holds only new positions, appended to ``cache.past[layer]``."""
+        x = self.self_res(x, lambda h: self.self_attn(h, self._self_kv(h, cache, layer), causal=cache is None))
+        x = self.cross_res(x, lambda h: self.cross_attn(h, cross_kv, mask=mem_mask))
+        return self.ffn_res(x, self.ffn)
+
+    def _self_kv(self, h: torch.Tensor, cache: DecoderCache | None, layer: int):
+        kv = self.self_attn.project_kv(h)
+        if cache is None:
+            return kv
+        past = cache.past[layer]
+        if past is not None:  # (B, H, t, dh) + (B, H, 1, dh) -> (B, H, t+1, dh)
+            kv = (torch.cat([past[0], kv[0]], dim=2), torch.cat([past[1], kv[1]], dim=2))
+        cache.past[layer] = kv
+        return kv
+
+
+def sinusoidal_table(length: int, width: int) -> torch.Tensor:
+    """(length, width): sin on even dimensions, cos on odd ones, wavelengths 2pi .. 10000*2pi."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)[:, : width // 2]
+    return table
+
+
+class Embedding(nn.Module):
+    """Token embedding + positions (+ LayerNorm for post-norm models), then dropout."""
+
+    def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
+        super().__init__()
+        self.tokens = tokens
+        self.learned = cfg.positions == "learned"
+        self.scale = 1.0 if self.learned else math.sqrt(cfg.width)
+        if self.learned:
+            self.positions = nn.Embedding(cfg.max_len, cfg.width)
+        else:
+            self.register_buffer("table", sinusoidal_table(cfg.max_len, cfg.width), persistent=False)
+        self.norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.max_len = cfg.max_len
+
+    def forward(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """ids (B, T) at positions start..start+T-1 -> (B, T, W)."""
+        end = start + ids.shape[1]
+        if end > self.max_len:
+            raise ValueError(f"sequence of {end} positions is longer than the model's max_len {self.max_len}")
+        pos = torch.arange(start, end, device=ids.device)
+        pos_emb = self.positions(pos) if self.learned else self.table[start:end]
+        return self.drop(self.norm(self.tokens(ids) * self.scale + pos_emb))
+
+
+# ------------------------------------------------------------------------------------------ model
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
+        super().__init__()
+        for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
+            if not 0 <= tok < vocab_size:
+                raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
+        self.cfg, self.vocab_size = cfg, vocab_size
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        src_tokens = nn.Embedding(vocab_size, cfg.width)
+        self.src_embed = Embedding(cfg, src_tokens)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
+        self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+        if not cfg.encoder_only:
+            tgt_tokens = src_tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
+            self.tgt_embed = Embedding(cfg, tgt_tokens)
+            self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+            self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+        self.head = nn.Linear(cfg.width, vocab_size)
+        self.apply(self._init_weights)
+        if cfg.share_embeddings:
+            self.head.weight = src_tokens.weight
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        """Number of distinct parameters (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # -------------------------------------------------------------------------- teacher forcing
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B, S), src_len (B,) -> memory (B, S, W), key padding mask (B, 1, 1, S) (True = real)."""
+        s = src.shape[1]
+        mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
+        mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
+        x = self.src_embed(src)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        return self.enc_norm(x), mask
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
+        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, V)."""
+        x = self.tgt_embed(tgt_in)
+        for layer in self.decoder:
+            x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
+        return self.head(self.dec_norm(x))
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: logits (B, T, V); position i predicts the token after tgt_in[:, i].
+
+        Encoder-only models ignore tgt_in's values and read position i from encoder position i."""
+        memory, mask = self.encode(src, src_len)
+        if self.cfg.encoder_only:
+            return self.read_out(memory, tgt_in.shape[1])
+        return self.decode(tgt_in, memory, mask)
+
+    def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
+        """Encoder-only: logits (B, length, V) from encoder positions 0..length-1."""
+        if length > memory.shape[1]:
+            raise ValueError(f"an encoder-only model cannot write {length} output tokens "
+                             f"from {memory.shape[1]} input positions; pad the input to the output length")
+        return self.head(memory[:, :length])
+
+    # ------------------------------------------------------------------------- one step at a time
+
+    def start_cache(self, memory: torch.Tensor, mem_mask: torch.Tensor) -> DecoderCache:
+        """An empty cache holding each decoder layer's cross-attention keys/values of ``memory``."""
+        cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+        return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder))
+
+    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
+        """The newest decoder input tokens (B,) at position cache.length -> next-token logits (B, V)."""
+        x = self.tgt_embed(tokens[:, None], start=cache.length)  # (B,) -> (B, 1, W)
+        for i, layer in enumerate(self.decoder):
+            x = layer(x, cache.cross[i], cache.mem_mask, cache=cache, layer=i)
+        cache.length += 1
+        return self.head(self.dec_norm(x))[:, 0]
+
+    # ------------------------------------------------------------------------------------ costs
+
+    def flops_per_example(self, src_len: int, tgt_len: int, training: bool = True) -> int:
+        """Matmul FLOPs of one example (forward, x3 for forward + backward when ``training``).
+
+        Each weight matrix costs 2 FLOPs per parameter per token it touches; attention adds
+        2 * 2 * Tq * Tk * W per layer (scores and weighted sum; causal masks not discounted, as in
+        the PaLM/nanoGPT MFU estimate). Embeddings, norms and softmax are not counted.
+        """
+        w, f, s, t = self.cfg.width, self.cfg.ffn_width, src_len, tgt_len
+        block = 4 * w * w + 2 * w * f  # attention q, k, v, o + FFN weights
+        flops = self.cfg.enc_layers * (2 * block * s + 4 * s * s * w)
+        if not self.cfg.encoder_only:
+            per_dec = 2 * block * t + 2 * (2 * w * w) * t + 2 * (2 * w * w) * s  # self+FFN, cross q/o, cross k/v
+            flops += self.cfg.dec_layers * (per_dec + 4 * t * t * w + 4 * t * s * w)
+        flops += 2 * w * self.vocab_size * t  # read-out
+        return 3 * flops if training else flops

@@ -1,0 +1,64 @@
+"""Plots from run directories (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from linalgformer.errors import UserError
+from linalgformer.tracking import read_metrics
+
+
+def pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install 'linalgformer[plot]'.") from None
+    return plt
+
+
+def plot_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Loss (train records) and the primary metric (eval records) against examples seen."""
+    plt = pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for run_dir in run_dirs:
+        records = read_metrics(run_dir)
+        if not records:
+            raise UserError(f"{run_dir} has no metrics.jsonl records to plot.")
+        train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
+        evals = [r for r in records if r.get("kind") == "eval"]
+        ax_loss.plot([r["examples"] for r in train], [r["loss"] for r in train], label=Path(run_dir).name)
+        key = metric_key(evals)
+        if key:
+            ax_acc.plot([r["examples"] for r in evals], [r[key] for r in evals], marker=".",
+                        label=f"{Path(run_dir).name} ({key})")
+    ax_loss.set(xlabel="examples seen", ylabel="training loss", yscale="log", title="loss")
+    ax_acc.set(xlabel="examples seen", ylabel="validation metric", title="validation")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, out)
+
+
+def metric_key(evals: list[dict]) -> str | None:
+    if not evals:
+        return None
+    for key in ("acc@0.05", "accuracy", "score"):
+        if key in evals[-1]:
+            return key
+    return next((k for k, v in evals[-1].items() if isinstance(v, float) and k not in ("lr", "elapsed")), None)
+
+
+def save(fig, out: Path) -> Path:
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+    except OSError as err:
+        raise UserError(f"cannot write plot {out}: {err.strerror or err}.") from None
+    finally:
+        pyplot().close(fig)
+    return out

@@ -1,0 +1,200 @@
+"""Files of tokenized examples: written by ``generate``, read back for training or evaluation.
+
+Two formats, one example per line:
+
+* ``text``: ``INPUT_TOKENS<TAB>OUTPUT_TOKENS``, tokens separated by single spaces (the reference
+  code's export format without its line-number prefix), e.g. for a 2x2 transpose in P1000::
+
+      V2 V2 + 100 E-2 + 200 E-2 + 300 E-2 + 400 E-2<TAB>V2 V2 + 100 E-2 + 300 E-2 + 200 E-2 + 400 E-2
+
+* ``jsonl``: ``{"input": tokens, "output": tokens, "input_matrix": [[...]], "target": [[...]],
+  "law": ..., "dim": ..., "task": ...}``; only ``input`` and ``output`` are read back.
+
+Files are written to a temporary file beside the destination and renamed, so an error never leaves
+a partial file. Reading checks every line (known tokens, matrices that decode) and stops at the
+first bad one with a :class:`UserError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+from linalgformer.errors import UserError
+from linalgformer.numbers import decode_matrix
+from linalgformer.problems.base import Examples, Problem, Sequences
+
+FORMATS = ("text", "jsonl")
+MAX_FILE_BYTES = 4 * 2**30  # larger files are refused from their size, before any is read
+MAX_LINE_CHARS = 2**20
+MAX_ARRAY_BYTES = 8 * 2**30  # a padded (examples x longest line) id array larger than this is refused
+
+
+def write_examples(path: str | Path, problem: Problem, examples: Examples, fmt: str = "text") -> int:
+    """Write ``examples`` to ``path`` atomically in format ``fmt``; returns the number written."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown example file format {fmt!r} (known: {', '.join(FORMATS)}).")
+    path = Path(path)
+    lines = example_lines(problem, examples, fmt)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserError(f"cannot write {path}: directory {directory} does not exist.")
+    try:
+        handle = tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{path.name}.", delete=False)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}.") from None
+    try:
+        with handle:
+            for line in lines:
+                handle.write(line + "\n")
+        os.replace(handle.name, path)
+    except BaseException as err:
+        Path(handle.name).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise UserError(f"cannot write {path}: {err.strerror or err}.") from None
+        raise
+    return len(examples)
+
+
+def example_lines(problem: Problem, examples: Examples, fmt: str):
+    sources, targets = problem.encode(examples)
+    to_text = problem.vocab.to_strings
+    for i in range(len(examples)):
+        source = " ".join(to_text(sources.ids[i, : sources.lengths[i]].tolist()))
+        target = " ".join(to_text(targets.ids[i, : targets.lengths[i]].tolist()))
+        if fmt == "text":
+            yield f"{source}\t{target}"
+        else:
+            yield json.dumps({"input": source, "output": target,
+                              "input_matrix": examples.inputs[i].tolist(),
+                              "target": examples.targets[i].tolist(),
+                              "law": examples.laws[i], "dim": int(examples.dims[i]),
+                              "task": examples.tasks[i] if examples.tasks else problem.name})
+
+
+def read_examples(path: str | Path, problem: Problem,
+                  max_bytes: int = MAX_FILE_BYTES) -> tuple[Sequences, Sequences]:
+    """(input sequences, output sequences) from a text or jsonl file written by :func:`write_examples`.
+
+    Memory is bounded before it is taken: the file's size is checked first, a line is read at most
+    MAX_LINE_CHARS at a time, ids are kept in flat int64 arrays (8 bytes a token, no per-line
+    objects), and the padded arrays are sized (at most MAX_ARRAY_BYTES each) before allocation."""
+    path = Path(path)
+    _check_size(path, max_bytes)
+    checker = _TokenChecker(problem)
+    sources, targets = _Column(), _Column()
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
+                pair = _parse_line(line, path, number)
+                if pair is None:
+                    continue
+                source, target = (checker.ids(tokens, side, path, number)
+                                  for tokens, side in zip(pair, ("input", "output")))
+                sources.add(source)
+                targets.add(target)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file of examples (it is not valid UTF-8).") from None
+    if not sources.lengths:
+        raise UserError(f"{path} holds no examples.")
+    pad = problem.vocab.pad_id
+    return sources.padded(pad, path), targets.padded(pad, path)
+
+
+def _check_size(path: Path, max_bytes: int) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise UserError(f"cannot read example file {path}: {err.strerror or err}.") from None
+    if not path.is_file():
+        raise UserError(f"example file {path} is not a regular file.")
+    if size > max_bytes:
+        raise UserError(f"example file {path} is {size / 2**30:.1f} GiB, more than the "
+                        f"{max_bytes / 2**30:.1f} GiB this reader accepts.")
+
+
+def _parse_line(line: str, path: Path, number: int) -> tuple[list[str], list[str]] | None:
+    """(input tokens, output tokens) of one text or jsonl line; None for a blank line."""
+    where = f"{path} line {number}"
+    if len(line) > MAX_LINE_CHARS:
+        raise UserError(f"{where} is longer than {MAX_LINE_CHARS} characters.")
+    text = line.strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        return _parse_json(text, where)
+    parts = text.split("\t")
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise UserError(f"{where} is not INPUT<TAB>OUTPUT tokens.")
+    return parts[0].split(), parts[1].split()
+
+
+def _parse_json(text: str, where: str) -> tuple[list[str], list[str]]:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        raise UserError(f"{where} is not valid JSON.") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where} is not a JSON object with input and output tokens.")
+    fields = [record.get("input"), record.get("output")]
+    if not all(isinstance(f, str) and f.strip() for f in fields):
+        raise UserError(f"{where} needs \"input\" and \"output\" token strings.")
+    return fields[0].split(), fields[1].split()
+
+
+class _TokenChecker:
+    """Turns a line's tokens into ids, checking they are known and decode to matrices."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        self.stoi = problem.vocab.stoi
+        subproblems = getattr(problem, "problems", None)
+        self.tasks = ({problem.vocab.task_id(name): sub for name, sub in subproblems.items()}
+                      if subproblems else None)
+
+    def ids(self, tokens: list[str], side: str, path: Path, number: int) -> list[int]:
+        unknown = [t for t in tokens if t not in self.stoi]
+        if unknown:
+            raise UserError(f"{path} line {number}: unknown token {unknown[0]!r} in the {side}.")
+        ids = [self.stoi[t] for t in tokens]
+        if not self._decodes(ids, side):
+            raise UserError(f"{path} line {number}: the {side} is not a matrix in this problem's "
+                            f"{side} encoding.")
+        return ids
+
+    def _decodes(self, ids: list[int], side: str) -> bool:
+        problem = self.problem
+        if self.tasks is not None and side == "input":
+            if not ids or ids[0] not in self.tasks:
+                return False
+            problem, ids = self.tasks[ids[0]], ids[1:]
+        codecs = problem.codecs
+        encoding = codecs.input if side == "input" else codecs.output
+        return decode_matrix(encoding, codecs.vocab, ids) is not None
+
+
+class _Column:
+    """Token ids of many lines, kept flat: one int64 array of ids and one of lengths."""
+
+    def __init__(self):
+        self.flat, self.lengths = array("q"), array("q")
+
+    def add(self, ids: list[int]) -> None:
+        self.flat.extend(ids)
+        self.lengths.append(len(ids))
+
+    def padded(self, pad_id: int, path: Path) -> Sequences:
+        lengths = np.frombuffer(self.lengths, dtype=np.int64).copy()
+        rows, width = len(lengths), int(lengths.max())
+        if rows * width * 8 > MAX_ARRAY_BYTES:
+            raise UserError(f"{path} holds {rows} examples of up to {width} tokens: padded, they would "
+                            f"take {rows * width * 8 / 2**30:.1f} GiB (the limit is "
+                            f"{MAX_ARRAY_BYTES / 2**30:.0f} GiB).")
+        ids = np.full((rows, width), pad_id, dtype=np.int64)
+        ids[np.arange(width) < lengths[:, None]] = np.frombuffer(self.flat, dtype=np.int64)
+        return Sequences(ids=ids, lengths=lengths)

@@ -1,0 +1,444 @@
+"""The training loop, shared by every experiment family.
+
+``train_run(config, run_dir)`` trains ``build_experiment(config)`` and keeps ``run_dir`` a complete,
+resumable run (see ``checkpoint``). Properties the tests hold it to:
+
+* **Exact resume.** The batch of step s on rank r is drawn from ``default_rng([seed, r, s])``, so the
+  data stream does not depend on where a run was stopped, nor on the number of worker processes.
+  Weights, optimizer, scheduler and torch RNG state are restored from the last checkpoint and the
+  metrics written after it are dropped, so a resumed run logs the same numbers as an uninterrupted one.
+* **Distributed.** Under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in
+  DistributedDataParallel (nccl on GPU, gloo on CPU); ``train.batch_size`` is the global batch,
+  split evenly over the processes; only rank 0 writes.
+* **Numerical faults.** A step whose loss or gradient norm is NaN/Inf is skipped with a warning and
+  the weights are left untouched; fp16 uses a gradient scaler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from linalgformer import checkpoint as ckpt
+from linalgformer.config import RunConfig, TrainConfig, dump_json
+from linalgformer.errors import UserError
+from linalgformer.experiment import Experiment, build_experiment, run_config_from_dict
+from linalgformer.tracking import MetricLogger, progress_bar
+
+# Train-section fields that may change when a run is resumed (they do not alter the trajectory).
+EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval_every", "log_every",
+              "checkpoint_every", "workers", "compile", "threads", "device"}
+VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    autocast_dtype: torch.dtype | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda if available (or asked for), else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available.")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        bf16_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16_gpu else None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    raise UserError(f"unknown precision {precision!r} (known: auto, fp32, bf16, fp16).")
+
+
+def setup_runtime(train: TrainConfig) -> Runtime:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if train.threads > 0:
+        torch.set_num_threads(train.threads)
+    if world == 1:
+        device = pick_device(train.device)
+        return Runtime(device, autocast_dtype=autocast_dtype(train.precision, device))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and train.device != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    return Runtime(device, rank, world, autocast_dtype(train.precision, device))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class BatchStream(IterableDataset):
+    """Endless batches; worker w of n yields steps start+w, start+w+n, ... (DataLoader keeps order)."""
+
+    def __init__(self, experiment: Experiment, seed: int, rank: int, start_step: int, size: int):
+        self.experiment, self.seed, self.rank, self.start, self.size = experiment, seed, rank, start_step, size
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        step = self.start + worker
+        while True:
+            self.experiment.set_step(step)  # curricula follow the global step, also on resume
+            yield self.experiment.sample_batch(np.random.default_rng([self.seed, self.rank, step]), self.size)
+            step += workers
+
+
+def batch_stream(experiment: Experiment, train: TrainConfig, rt: Runtime, start_step: int):
+    if train.batch_size % rt.world:
+        raise UserError(f"batch size {train.batch_size} is not divisible by {rt.world} processes.")
+    stream = BatchStream(experiment, train.seed, rt.rank, start_step, train.batch_size // rt.world)
+    loader = DataLoader(stream, batch_size=None, num_workers=train.workers,
+                        pin_memory=rt.device.type == "cuda", prefetch_factor=4 if train.workers else None)
+    return iter(loader)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def lr_factor(train: TrainConfig, step: int) -> float:
+    """Linear warmup, then inverse-sqrt, cosine (to min_lr_ratio over decay_steps) or constant."""
+    warm = max(train.warmup_steps, 0)
+    if warm and step < warm:
+        return (step + 1) / warm
+    if train.schedule == "inverse_sqrt":
+        return math.sqrt(max(warm, 1) / max(step + 1, 1))
+    if train.schedule == "cosine":
+        horizon = max(train.decay_steps - warm, 1)
+        progress = min(max(step - warm, 0) / horizon, 1.0)
+        return train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def build_optimizer(model: torch.nn.Module, train: TrainConfig):
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if train.optimizer not in kinds:
+        raise UserError(f"unknown optimizer {train.optimizer!r} (known: adam, adamw).")
+    if train.schedule not in ("inverse_sqrt", "cosine", "constant"):
+        raise UserError(f"unknown schedule {train.schedule!r} (known: inverse_sqrt, cosine, constant).")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError("this model has no trainable parameters (a hand-set construction?): "
+                        "evaluate or reproduce it instead of training it.")
+    optimizer = kinds[train.optimizer](model.parameters(), lr=train.lr, betas=tuple(train.betas),
+                                       weight_decay=train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(train, step))
+    return optimizer, scheduler
+
+
+# ----------------------------------------------------------------------------- run directory
+
+
+def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
+    """Fix run-start choices (decay horizon); on a resume, refuse changes that alter the run."""
+    if config.train.decay_steps <= 0:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, decay_steps=config.train.max_steps))
+    if not (run_dir / ckpt.CONFIG).exists():
+        return config
+    old = ckpt.read_config(run_dir)
+    new = config.to_dict()
+    for section in ("family", "problem", "model"):
+        if old.get(section) != new[section]:
+            raise UserError(f"{run_dir} was trained with a different {section} ({_first_difference(old.get(section), new[section])}); "
+                            "use a new --out directory.")
+    for key, value in new["train"].items():
+        if key == "decay_steps" and "decay_steps" in old.get("train", {}):
+            new["train"][key] = old["train"][key]
+        elif key not in EXTENDABLE and old.get("train", {}).get(key, value) != value:
+            raise UserError(f"{run_dir} was trained with train.{key}={old['train'][key]!r}; changing it "
+                            "would not resume the same run (use a new --out directory).")
+    return run_config_from_dict(new)
+
+
+def _first_difference(old: Any, new: Any) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
+    return f"{old!r} before, {new!r} now"
+
+
+def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
+    ckpt.verify_checkpoint(run_dir)
+    tensors, _ = ckpt.load_weights(run_dir / ckpt.WEIGHTS)
+    ckpt.load_model_state(model, tensors, run_dir / ckpt.WEIGHTS)
+    state = ckpt.load_train_state(run_dir)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and "cuda_rng" in state:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state
+
+
+def init_weights(model: torch.nn.Module, source: Path) -> None:
+    """Copy the weights of another run (same model shape) into a fresh model."""
+    ckpt.verify_checkpoint(source, (ckpt.WEIGHTS,))
+    tensors, _ = ckpt.load_weights(source / ckpt.WEIGHTS)
+    ckpt.load_model_state(model, tensors, source / ckpt.WEIGHTS)
+
+
+def snapshot(progress: dict[str, Any], optimizer, scheduler, scaler) -> dict[str, Any]:
+    state = dict(progress, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                 torch_rng=torch.get_rng_state())
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return state
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class Trainer:
+    config: RunConfig
+    experiment: Experiment
+    model: torch.nn.Module
+    rt: Runtime
+    run_dir: Path
+    logger: MetricLogger
+    progress_enabled: bool = True
+
+    def __post_init__(self):
+        train = self.config.train
+        self.optimizer, self.scheduler = build_optimizer(self.model, train)
+        fp16 = self.rt.autocast_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.rt.device.type) if fp16 else None
+        self.state = {"step": 0, "examples": 0, "elapsed": 0.0, "skipped": 0}
+        if ckpt.has_checkpoint(self.run_dir):
+            self.state.update({k: v for k, v in restore(self.run_dir, self.model, self.optimizer,
+                                                        self.scheduler, self.scaler).items()
+                               if k in self.state})
+        elif train.init_from:
+            init_weights(self.model, Path(train.init_from))
+        self.logger.truncate_after(self.state["step"])
+        self.net = self.model
+        if self.rt.distributed:
+            ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if train.compile:
+            self.net = torch.compile(self.net)
+
+    def autocast(self):
+        if self.rt.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.rt.device.type, dtype=self.rt.autocast_dtype)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimisation step; returns the loss (NaN if the step was skipped)."""
+        self.net.train()
+        with self.autocast():
+            loss = self.experiment.loss(self.net, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaled = self.scaler.scale(loss) if self.scaler else loss
+        scaled.backward()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        clip = self.config.train.clip_grad
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        value = float(loss.detach())
+        if not (math.isfinite(value) and math.isfinite(float(norm))) and self.scaler is None:
+            warnings.warn(f"step {self.state['step']}: non-finite loss or gradient ({value}); step skipped")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state["skipped"] += 1
+        elif self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        return value
+
+    def evaluate(self) -> dict[str, Any]:
+        train = self.config.train
+        self.model.eval()
+        with self.autocast():
+            metrics = self.experiment.evaluate(self.model, train.valid_count, train.seed + VALID_SEED_OFFSET, self.rt.device)
+        return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+
+    def should_stop(self, start_time: float, metrics: dict[str, Any] | None) -> bool:
+        train = self.config.train
+        elapsed = self.state["elapsed"] + time.time() - start_time
+        stop = (self.state["step"] >= train.max_steps
+                or (train.max_examples and self.state["examples"] >= train.max_examples)
+                or (train.max_minutes and elapsed >= train.max_minutes * 60)
+                or (train.target_metric and metrics is not None
+                    and metrics.get(self.experiment.primary_metric, -math.inf) >= train.target_metric))
+        return agree(bool(stop), self.rt)
+
+    def save(self, start_time: float) -> None:
+        if self.rt.main:
+            progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time)
+            ckpt.save_checkpoint(self.run_dir, self.config, self.model,
+                                 snapshot(progress, self.optimizer, self.scheduler, self.scaler))
+
+    def run(self) -> dict[str, Any]:
+        train = self.config.train
+        start = time.time()
+        data = batch_stream(self.experiment, train, self.rt, self.state["step"])
+        bar = progress_bar(train.max_steps, self.state["step"], enabled=self.progress_enabled and self.rt.main)
+        window = Window()
+        metrics = None
+        while not self.should_stop(start, metrics):
+            batch = to_device(next(data), self.rt.device)
+            loss = self.step(batch)
+            self.state["step"] += 1
+            self.state["examples"] += train.batch_size
+            window.add(loss, train.batch_size, self.experiment.batch_tokens(batch) * self.rt.world)
+            bar.update(1)
+            metrics = self.periodic(start, window, bar)
+        bar.close()
+        final = self.evaluate() if self.rt.main else {}
+        self.save(start)
+        self.logger.log(self.record("final", start, final))
+        return dict(final, step=self.state["step"], examples=self.state["examples"])
+
+    def periodic(self, start: float, window: "Window", bar) -> dict[str, Any] | None:
+        train, step = self.config.train, self.state["step"]
+        metrics = None
+        if step % train.log_every == 0:
+            self.logger.log(self.record("train", start, window.flush()))
+            bar.set_postfix(loss=f"{window.last_loss:.4g}")
+        if step % train.eval_every == 0:
+            metrics = self.evaluate() if self.rt.main else {}
+            metrics = broadcast(metrics, self.rt)
+            self.logger.log(self.record("eval", start, metrics))
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+                                                    if isinstance(v, float))[:300])
+        if step % train.checkpoint_every == 0:
+            self.save(start)
+        return metrics
+
+    def record(self, kind: str, start: float, values: dict[str, Any]) -> dict[str, Any]:
+        return dict(values, kind=kind, step=self.state["step"], examples=self.state["examples"],
+                    lr=self.scheduler.get_last_lr()[0], skipped=self.state["skipped"],
+                    elapsed=round(self.state["elapsed"] + time.time() - start, 3))
+
+
+class Window:
+    """Running loss and throughput between two log records."""
+
+    def __init__(self):
+        self.reset()
+        self.last_loss = math.nan
+
+    def reset(self):
+        self.losses, self.examples, self.tokens, self.t0 = [], 0, 0, time.time()
+
+    def add(self, loss: float, examples: int, tokens: int):
+        self.losses.append(loss)
+        self.examples += examples
+        self.tokens += tokens
+
+    def flush(self) -> dict[str, float]:
+        seconds = max(time.time() - self.t0, 1e-9)
+        finite = [x for x in self.losses if math.isfinite(x)]
+        self.last_loss = float(np.mean(finite)) if finite else math.nan
+        out = {"loss": self.last_loss, "examples_per_s": self.examples / seconds,
+               "tokens_per_s": self.tokens / seconds}
+        self.reset()
+        return out
+
+
+def agree(flag: bool, rt: Runtime) -> bool:
+    """True on every rank if it is true on any rank."""
+    if not rt.distributed:
+        return flag
+    value = torch.tensor([int(flag)], device=rt.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def broadcast(obj: Any, rt: Runtime) -> Any:
+    if not rt.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run in ``run_dir``; returns the final validation metrics.
+
+    The config, problem and model are checked before anything is written, so a bad config leaves
+    no run directory behind."""
+    run_dir = Path(run_dir)
+    rt = setup_runtime(config.train)
+    if rt.main:
+        _check_run_dir(run_dir)
+    experiment = build_experiment(resolve_config(run_dir, config))
+    experiment.build_model()
+    if rt.main:
+        _make_run_dir(run_dir)
+    lock = ckpt.run_lock(run_dir) if rt.main else nullcontext()
+    with lock:
+        config = resolve_config(run_dir, config)
+        if rt.main and ckpt.has_checkpoint(run_dir):
+            ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
+        if rt.main:
+            ckpt.atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
+        experiment = build_experiment(config)
+        torch.manual_seed(config.train.seed)
+        model = experiment.build_model().to(rt.device)
+        logger = MetricLogger(run_dir, enabled=rt.main)
+        try:
+            return Trainer(config, experiment, model, rt, run_dir, logger, progress).run()
+        finally:
+            logger.close()
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a directory; choose another --out.")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / ckpt.CONFIG).exists():
+        raise UserError(f"{run_dir} exists and is not a linalgformer run directory; choose another --out.")
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create run directory {run_dir}: {err.strerror or err}.") from None
+    if not os.access(run_dir, os.W_OK):
+        raise UserError(f"run directory {run_dir} is not writable.")

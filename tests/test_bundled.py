@@ -1,0 +1,30 @@
+"""Bundled models answer right after install, with no training."""
+
+import json
+
+from linalgformer.bundled import bundled_models, model_card
+from linalgformer.cli import main
+
+
+def test_bundled_models_listed_with_accuracy(capsys):
+    models = bundled_models()
+    assert "transpose-3x3" in models
+    for path in models.values():
+        card = model_card(path)
+        assert card["accuracy"]["0.05"] >= 0.9 and card["test_count"] >= 1000
+    assert main(["models"]) == 0
+    assert "transpose-3x3" in capsys.readouterr().out
+
+
+def test_predict_with_bundled_transpose(capsys):
+    assert main(["predict", "transpose-3x3", "--matrix", "[[1.5,-2,3],[4,0.25,-6],[7,8,9]]", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["reference"] == [[1.5, 4, 7], [-2, 0.25, 8], [3, -6, 9]]
+    assert answer["error"] is not None and answer["error"] < 0.05
+
+
+def test_bundled_model_rejects_wrong_size(capsys):
+    assert main(["predict", "transpose-3x3", "--matrix", "1 2; 3 4"]) == 2
+    assert "trained on 3x3" in capsys.readouterr().err
+    big = "[[" + "],[".join([",".join(["1"] * 40)] * 40) + "]]"
+    assert main(["predict", "transpose-3x3", "--matrix", big]) == 2

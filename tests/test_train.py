@@ -1,0 +1,157 @@
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from linalgformer import checkpoint as ckpt
+from linalgformer.errors import UserError
+from linalgformer.experiment import build_experiment
+from linalgformer.tracking import read_metrics
+from linalgformer.train import train_run
+from tests.helpers import tiny_config
+
+
+def train_losses(run_dir):
+    return [(r["step"], r["loss"]) for r in read_metrics(run_dir) if r["kind"] == "train"]
+
+
+def test_run_directory_contents(tmp_path):
+    final = train_run(tiny_config(), tmp_path / "run", progress=False)
+    names = set(os.listdir(tmp_path / "run"))
+    assert {"config.json", "model.safetensors", "train_state.pt", "checkpoint.json", "metrics.jsonl"} <= names
+    assert final["step"] == 20 and "acc@0.05" in final
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["problem"]["name"] == "transpose" and config["train"]["decay_steps"] == 20
+    records = read_metrics(tmp_path / "run")
+    assert {"train", "eval", "final"} <= {r["kind"] for r in records}
+    assert all(k in records[0] for k in ("step", "examples", "loss", "lr", "examples_per_s"))
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    train_run(tiny_config(max_steps=20), tmp_path / "whole", progress=False)
+    train_run(tiny_config(max_steps=10, decay_steps=20), tmp_path / "split", progress=False)
+    train_run(tiny_config(max_steps=20, decay_steps=20), tmp_path / "split", progress=False)
+    assert train_losses(tmp_path / "whole") == train_losses(tmp_path / "split")
+    a = load_file(str(tmp_path / "whole" / ckpt.WEIGHTS))
+    b = load_file(str(tmp_path / "split" / ckpt.WEIGHTS))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    finals = [r["step"] for r in read_metrics(tmp_path / "split") if r["kind"] == "final"]
+    assert finals == [20]  # the step-10 final record went when the run went on
+
+
+def test_rerunning_a_finished_run_keeps_one_final_record(tmp_path):
+    train_run(tiny_config(max_steps=6), tmp_path / "run", progress=False)
+    before = read_metrics(tmp_path / "run")
+    train_run(tiny_config(max_steps=6), tmp_path / "run", progress=False)
+    after = read_metrics(tmp_path / "run")
+    strip = lambda records: [{k: v for k, v in r.items() if "per_s" not in k and k != "elapsed"} for r in records]
+    assert strip(after) == strip(before) and [r["kind"] for r in after].count("final") == 1
+
+
+def test_data_stream_independent_of_workers(tmp_path):
+    train_run(tiny_config(max_steps=10, workers=2), tmp_path / "w2", progress=False)
+    train_run(tiny_config(max_steps=10, workers=0), tmp_path / "w0", progress=False)
+    assert train_losses(tmp_path / "w2") == train_losses(tmp_path / "w0")
+
+
+def test_changed_model_is_refused_and_run_untouched(tmp_path):
+    run = tmp_path / "run"
+    train_run(tiny_config(max_steps=10), run, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    changed = tiny_config(max_steps=10)
+    changed.model.width = 64
+    with pytest.raises(UserError, match="different model"):
+        train_run(changed, run, progress=False)
+    changed = tiny_config(max_steps=10, lr=5e-3)
+    with pytest.raises(UserError, match="train.lr"):
+        train_run(changed, run, progress=False)
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert before == after
+
+
+def test_corrupt_checkpoint_detected(tmp_path):
+    run = tmp_path / "run"
+    train_run(tiny_config(max_steps=10), run, progress=False)
+    data = bytearray((run / ckpt.WEIGHTS).read_bytes())
+    data[-5] ^= 0xFF
+    (run / ckpt.WEIGHTS).write_bytes(bytes(data))
+    with pytest.raises(UserError, match="corrupt"):
+        train_run(tiny_config(max_steps=20), run, progress=False)
+    with pytest.raises(UserError, match="corrupt"):
+        ckpt.load_run(run)
+
+
+def test_nan_loss_skips_step_without_touching_weights(tmp_path, monkeypatch):
+    config = tiny_config(max_steps=4, eval_every=100, checkpoint_every=100, log_every=1, warmup_steps=0)
+    experiment = build_experiment(config)
+    real_loss = type(experiment).loss
+    calls = {"n": 0}
+
+    def flaky(self, model, batch):
+        calls["n"] += 1
+        value = real_loss(self, model, batch)
+        return value * float("nan") if calls["n"] == 2 else value
+
+    monkeypatch.setattr(type(experiment), "loss", flaky)
+    with pytest.warns(UserWarning, match="non-finite"):
+        final = train_run(config, tmp_path / "run", progress=False)
+    assert final["step"] == 4
+    state = ckpt.load_train_state(tmp_path / "run")
+    assert state["skipped"] == 1
+    weights = load_file(str(tmp_path / "run" / ckpt.WEIGHTS))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out_dir):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    experiment, batch = _model_and_batch()
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(experiment.build_model())
+    half = {k: v[rank * 8:(rank + 1) * 8] for k, v in batch.items()}
+    experiment.loss(model, half).backward()
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.module.named_parameters()}, os.path.join(out_dir, "ddp.pt"))
+    dist.destroy_process_group()
+
+
+def _model_and_batch():
+    experiment = build_experiment(tiny_config())
+    return experiment, experiment.sample_batch(np.random.default_rng(7), 16)
+
+
+def test_ddp_gloo_gradients_match_single_process(tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    experiment, batch = _model_and_batch()
+    torch.manual_seed(0)
+    model = experiment.build_model()
+    experiment.loss(model, batch).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_learns_3x3_transpose(tmp_path):
+    """The demo preset (1+1 layers x 128) learns 3x3 transpose within 1,000 steps (64,000 examples)."""
+    from linalgformer.reproduce import load_preset
+
+    config, _ = load_preset("demo", overrides=["train.max_steps=1000", "train.eval_every=500",
+                                               "train.valid_count=200", "train.max_minutes=0",
+                                               "train.checkpoint_every=1000"])
+    final = train_run(config, tmp_path / "run", progress=False)
+    assert final["acc@0.05"] >= 0.95
