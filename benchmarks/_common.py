@@ -9,10 +9,13 @@ rounds of (baseline time / variant time) within the same round.
 from __future__ import annotations
 
 import atexit
+import json
+import math
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -146,6 +149,26 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     for c in cells:
         lines.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(c, widths))))
     return "\n".join(lines)
+
+
+def emit(result, as_json: bool, printer: Callable) -> int:
+    """Print ``result`` as JSON (NaN written as null) or through ``printer``; a benchmark's exit status."""
+    if as_json:
+        json.dump(_nan_to_none(result), sys.stdout, indent=1)
+        print()
+    else:
+        printer(result)
+    return 0
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
 
 
 def scratch_dir(prefix: str) -> Path:

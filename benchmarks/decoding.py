@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -144,13 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.set_threads(args.threads)
     device = common.pick_device(args.device)
-    result = measure(args, device)
-    if args.json:
-        json.dump(result, sys.stdout, indent=1)
-        print()
-    else:
-        print_result(result)
-    return 0
+    return common.emit(measure(args, device), args.json, print_result)
 
 
 if __name__ == "__main__":

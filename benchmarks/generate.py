@@ -15,14 +15,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from linalgformer.problems.charton import PROBLEMS, ProblemConfig, make_problem  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,13 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with threadpool_limits(limits=1):
         rows = measure(args)
-    if args.json:
-        json.dump({"single_thread": True, "count": args.count, "repeats": args.repeats, "rows": rows},
-                  sys.stdout, indent=2)
-        print()
-    else:
-        print_table(rows)
-    return 0
+    result = {"single_thread": True, "count": args.count, "repeats": args.repeats, "rows": rows}
+    return common.emit(result, args.json, lambda r: print_table(r["rows"]))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,15 @@ TINY = ["model.enc_layers=1", "model.dec_layers=1", "model.width=32", "model.hea
         "train.eval_every=2", "train.checkpoint_every=2", "train.valid_count=8", "train.max_minutes=0"]
 
 
+def test_configs_folder_is_the_shipped_presets():
+    """``configs/`` (used by the Makefile and the docs) is the package's presets folder, not a copy."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "configs" / "demo.yaml").is_file()
+    assert (root / "configs").resolve() == (root / "src" / "linalgformer" / "presets").resolve()
+
+
 def test_presets_exist():
     charton = [n for n in NAMES if n.split("-")[0] in ("transpose", "matrix", "eigenvalues", "eigenvectors",
                                                        "invert", "syminverse", "singularvalues", "singularvectors")]

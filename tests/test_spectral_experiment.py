@@ -9,15 +9,9 @@ from linalgformer.experiment import build_experiment, run_config_from_dict
 from linalgformer.experiments.spectral import matched_cross_entropy, vector_loss
 
 TINY = {"width": 16, "layers": 2, "heads": 2}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread (several threads on a busy 2-core machine are 10-100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def experiment(problem=None, model=None, train=None):
