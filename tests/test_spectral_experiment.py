@@ -12,8 +12,6 @@ TINY = {"width": 16, "layers": 2, "heads": 2}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 def experiment(problem=None, model=None, train=None):
     return build_experiment(run_config_from_dict({
         "family": "spectral", "problem": problem or {"dim": 5, "samples": 6, "k": 2},
@@ -107,3 +105,27 @@ def test_quick_depth_reproduction_trains_evaluates_and_plots(tmp_path):
     assert all(0 <= row["cos_1"] <= 1 for row in result["table"])
     assert (tmp_path / "spectral-depth-quick" / "depth.png").stat().st_size > 1000
     assert "wall time" in result["text"] and "cos_3" in result["text"]
+
+
+def test_predict_answers_pca_of_a_user_matrix_beside_eigh():
+    exp = experiment()
+    x = np.random.default_rng(3).normal(size=(9, 5))  # any n works with covariance tokens
+    answer = exp.answer(exp.build_model(), x)
+    assert np.asarray(answer["prediction"]).shape == np.asarray(answer["reference"]).shape == (2, 5)
+    reference = np.linalg.eigh(x.T @ x / 9)[1][:, ::-1][:, :2].T
+    assert np.allclose(np.abs(np.sum(reference * answer["reference"], axis=1)), 1.0)
+    assert 0.0 <= answer["error"] <= 1.0 and len(answer["abs_cos"]) == 2
+
+
+def test_predict_answers_clustering_beside_spectral_clustering():
+    exp = experiment({"task": "gmm", "dim": 4, "samples": 8, "classes": 2}, {"tokens": "samples"})
+    x = np.random.default_rng(4).normal(size=(8, 4))
+    answer = exp.answer(exp.build_model(), x)
+    assert len(answer["prediction"]) == len(answer["reference"]) == 8 and 0.0 <= answer["error"] <= 0.5
+
+
+@pytest.mark.parametrize("shape, model", [((9, 4), {}), ((5,), {}), ((7, 5), {"tokens": "samples"})])
+def test_predict_refuses_a_matrix_the_model_cannot_take(shape, model):
+    exp = experiment(model=model)
+    with pytest.raises(UserError):
+        exp.answer(exp.build_model(), np.ones(shape))

@@ -313,7 +313,7 @@ def cmd_predict(args) -> int:
     else:
         print(f"model:     {answer['prediction_text']}")
         print(f"reference: {answer['reference_text']}")
-        print(f"relative error (d1): {answer['error']}")
+        print(f"{answer.get('error_label', 'relative error (d1)')}: {answer['error']}")
     return 0
 
 

@@ -20,7 +20,7 @@ def evaluation_json(metrics: dict[str, Any]) -> dict[str, Any]:
 def evaluation_table(metrics: dict[str, Any]) -> str:
     flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     if not any(k.startswith("acc@") for k in flat):
-        return format_metrics(flat)
+        return method_table(flat)
     columns = ["acc@0.05", "acc@0.02", "acc@0.01", "acc@0.005", "exact", "invalid", "count"]
     header = ["group"] + [c.replace("acc@", "tol ") for c in columns]
     rows = [["all"] + [flat.get(c) for c in columns]]
@@ -42,6 +42,24 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{100 * value:.1f}%" if 0.0 <= value <= 1.0 else f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+def method_table(metrics: dict[str, Any]) -> str:
+    """One row for the model and one per baseline, where baselines report the model's metrics under a
+    prefix (``cos_1`` and ``power6_cos_1``); a flat line when there are no such prefixes."""
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    base = [k for k in numbers if not any(k != m and k.endswith("_" + m) for m in numbers)]
+    rows: dict[str, dict[str, Any]] = {"model": {}}
+    for key, value in numbers.items():
+        metric = max((m for m in base if key == m or key.endswith("_" + m)), key=len, default=None)
+        if metric is None:
+            continue
+        rows.setdefault(key[: -len(metric)].rstrip("_") or "model", {})[metric] = value
+    if len(rows) < 2:
+        return format_metrics(metrics)
+    columns = [m for m in base if any(m in r for r in rows.values())]
+    number = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731  (not percentages: errors, cosines)
+    return render_table(["method"] + columns, [[name] + [number(r.get(c)) for c in columns] for name, r in rows.items()])
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

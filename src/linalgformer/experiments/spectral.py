@@ -47,8 +47,9 @@ from linalgformer.errors import UserError
 from linalgformer.experiment import Batch
 from linalgformer.experiment import Experiment as BaseExperiment
 from linalgformer.models.encoder import ModelConfig, Outputs, SpectralEncoder
-from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines, eigenvalue_relative_error,
-                                            matched_accuracy, pca_examples, sample_gmm, sample_pca, subspace_distance)
+from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines, canonical_sign,
+                                            eigenvalue_relative_error, matched_accuracy, pca_examples, sample_gmm,
+                                            sample_pca, subspace_distance)
 
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment", "reproduce"]
 
@@ -232,6 +233,48 @@ class Experiment(BaseExperiment):
         if options.get("baselines", True):
             metrics.update(self.baseline_metrics(examples, count, seed))
         return metrics
+
+    def answer(self, model: nn.Module, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
+        """``linalgformer predict`` on one data matrix X (n x d): the model's top-k eigenvectors (or
+        cluster labels) beside numpy's eigh (or spectral clustering); ``error`` = 1 - mean |cos| (or
+        1 - the share of samples on which the two labelings agree, after the best renaming)."""
+        examples = self.user_examples(matrix)
+        device = next(model.parameters()).device
+        model.eval()
+        pred = predict(model, examples, device)
+        if self.problem.task == "gmm":
+            reference = predict(SpectralClustering(self.problem.classes), examples)["labels"]
+            agree = float(matched_accuracy(pred["labels"], reference, self.problem.classes)[0])
+            return {"problem": "gmm", "prediction": pred["labels"][0].tolist(), "reference": reference[0].tolist(),
+                    "reference_method": "spectral clustering", "error": 1.0 - agree, "valid": True,
+                    "error_label": "disagreement with spectral clustering (best renaming)",
+                    "prediction_text": " ".join(map(str, pred["labels"][0])),
+                    "reference_text": " ".join(map(str, reference[0])) + "  (spectral clustering)"}
+        vectors = canonical_sign(pred["vectors"] / np.linalg.norm(pred["vectors"], axis=-2, keepdims=True))
+        cos = abs_cosines(vectors, examples.vectors)[0]
+        text = lambda v, values: (np.array2string(v[0].T, precision=4, suppress_small=True)  # noqa: E731
+                                  + f"  (rows: eigenvectors; eigenvalues {np.array2string(values[0], precision=4)})")
+        return {"problem": "pca", "prediction": vectors[0].T.tolist(), "prediction_values": pred["values"][0].tolist(),
+                "reference": examples.vectors[0].T.tolist(), "reference_values": examples.values[0].tolist(),
+                "abs_cos": cos.tolist(), "error": float(1.0 - cos.mean()), "valid": True,
+                "error_label": f"1 - mean |cos| (per vector: {', '.join(f'{c:.4f}' for c in cos)})",
+                "prediction_text": text(vectors, pred["values"]), "reference_text": text(examples.vectors, examples.values)}
+
+    def user_examples(self, matrix: np.ndarray) -> SpectralExamples:
+        """One user data matrix (n x d) as examples, checked against what the model was trained on."""
+        p, x = self.problem, np.asarray(matrix, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != p.dim:
+            raise UserError(f"this model takes a data matrix with {p.dim} columns (n samples x d = {p.dim}); "
+                            f"got shape {'x'.join(map(str, x.shape))}.")
+        fixed_n = self.config.model.tokens == "samples" or self.config.model.readout == "flatten"
+        if fixed_n and x.shape[0] != p.samples:
+            raise UserError(f"this model reads one token per sample and was trained on {p.samples} samples; "
+                            f"got {x.shape[0]} rows.")
+        if not np.abs(x).sum():
+            raise UserError("the data matrix is all zeros: it has no principal directions.")
+        if p.task == "gmm":
+            return SpectralExamples(x=x[None])
+        return pca_examples(x[None], p.k)
 
     def baseline_metrics(self, examples: SpectralExamples, count: int, seed: int) -> dict[str, float]:
         if (count, seed) not in self._baselines:
