@@ -26,14 +26,17 @@ def main() -> None:
     args = parser.parse_args()
     config, experiment, model = ckpt.load_run(args.run_dir)
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
+    primary = getattr(experiment, "primary_metric", "")
     final = [r for r in read_metrics(args.run_dir) if r.get("kind") == "final"]
     target = BUNDLED_DIR / args.name
     target.mkdir(parents=True, exist_ok=True)
     for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.MANIFEST):
         shutil.copy2(args.run_dir / name, target / name)
-    card = {"name": args.name, "problem": config.problem.name if hasattr(config.problem, "name") else config.family,
+    problem = getattr(config.problem, "name", None) or getattr(config.problem, "task", config.family)
+    card = {"name": args.name, "family": config.family, "problem": problem,
             "description": experiment.problem.describe() if hasattr(experiment, "problem") else "",
             "accuracy": metrics.get("accuracy"), "exact": metrics.get("exact"), "invalid": metrics.get("invalid"),
+            "primary_metric": primary, "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
             "test_count": args.count, "test_seed": 12345,
             "examples_seen": final[-1]["examples"] if final else None,
             "train_seconds": final[-1]["elapsed"] if final else None,

@@ -9,9 +9,11 @@ from linalgformer.cli import main
 def test_bundled_models_listed_with_accuracy(capsys):
     models = bundled_models()
     assert "transpose-3x3" in models
+    assert "pca-10x10-top3" in models
     for path in models.values():
         card = model_card(path)
-        assert card["accuracy"]["0.05"] >= 0.9 and card["test_count"] >= 1000
+        score = (card["accuracy"] or {}).get("0.05") or card["metrics"][card["primary_metric"]]
+        assert score >= 0.9 and card["test_count"] >= 1000
     assert main(["models"]) == 0
     assert "transpose-3x3" in capsys.readouterr().out
 
@@ -28,3 +30,12 @@ def test_bundled_model_rejects_wrong_size(capsys):
     assert "trained on 3x3" in capsys.readouterr().err
     big = "[[" + "],[".join([",".join(["1"] * 40)] * 40) + "]]"
     assert main(["predict", "transpose-3x3", "--matrix", big]) == 2
+
+
+def test_predict_with_bundled_pca_model(capsys):
+    import numpy as np
+
+    x = np.random.default_rng(7).normal(size=(10, 10)) @ np.diag([4, 2, 1.2] + [0.5] * 7)
+    assert main(["predict", "pca-10x10-top3", "--matrix", json.dumps(x.round(4).tolist()), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert np.asarray(answer["prediction"]).shape == (3, 10) and answer["abs_cos"][0] > 0.9

@@ -341,6 +341,18 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def card_score(card: dict) -> str:
+    """The headline number of a model card: accuracy at 5% and 1% tolerance, or the primary metric."""
+    accuracy = card.get("accuracy") or {}
+    if "0.05" in accuracy:
+        return f"{100 * accuracy['0.05']:.1f}% at 5%, {100 * accuracy.get('0.01', float('nan')):.1f}% at 1%"
+    metrics, primary = card.get("metrics") or {}, card.get("primary_metric", "")
+    if primary not in metrics:
+        return ""
+    parts = [f"{metrics[k]:.3f}" for k in sorted(metrics) if k.startswith("cos_")]
+    return f"{primary} {metrics[primary]:.3f}" + (f" ({' / '.join(parts)})" if parts else "")
+
+
 def cmd_models(args) -> int:
     from linalgformer.bundled import bundled_models, model_card
     from linalgformer.evaluate import render_table
@@ -349,8 +361,8 @@ def cmd_models(args) -> int:
     if args.json:
         print(json.dumps(cards, indent=2))
         return 0
-    rows = [[c["name"], c.get("problem", ""), (c.get("accuracy") or {}).get("0.05"),
-             (c.get("accuracy") or {}).get("0.01"), c.get("test_count"), c.get("description", "")] for c in cards]
-    print(render_table(["model", "problem", "acc@5%", "acc@1%", "tested on", "what"], rows))
-    print("use: linalgformer predict MODEL --matrix \"[[1,2,3],[4,5,6],[7,8,9]]\"")
+    rows = [[c["name"], c.get("problem", ""), card_score(c), c.get("test_count"), c.get("description", "")]
+            for c in cards]
+    print(render_table(["model", "problem", "measured", "tested on", "what"], rows))
+    print("use: linalgformer predict MODEL --matrix \"[[1,2,3],[4,5,6],[7,8,9]]\"  (a data matrix X for pca models)")
     return 0

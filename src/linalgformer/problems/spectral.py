@@ -67,6 +67,16 @@ class ProblemConfig:
             if not ok:
                 raise ValueError(message)
 
+    def describe(self) -> str:
+        """The problem in words (model cards, ``linalgformer models``)."""
+        data = {"synthetic": (f"X = Z L^T, {'L = randn + 0.1 I' if self.spectrum == 'authors' else f'geometric spectrum, ratio {self.decay:g}'}"
+                              if self.task == "pca" else f"{self.classes}-class Gaussian mixture, separation {self.separation:g}"),
+                "digits": f"blocks of scikit-learn digits on {self.dim} principal components",
+                "idx": f"blocks of IDX images on {self.dim} principal components"}[self.data]
+        if self.task == "pca":
+            return f"pca: top-{self.k} eigenvectors and eigenvalues of X^T X / n, X {self.samples} x {self.dim}; {data}"
+        return f"gmm: cluster labels of {self.samples} samples in dimension {self.dim}; {data}"
+
 
 @dataclass
 class SpectralExamples:
