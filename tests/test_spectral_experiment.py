@@ -129,3 +129,15 @@ def test_predict_refuses_a_matrix_the_model_cannot_take(shape, model):
     exp = experiment(model=model)
     with pytest.raises(UserError):
         exp.answer(exp.build_model(), np.ones(shape))
+
+
+def test_random_class_digit_blocks_draw_their_labels_afresh():
+    exp = experiment({"task": "gmm", "data": "digits", "dim": 6, "samples": 12, "classes": 2, "random_classes": True},
+                     {"tokens": "samples"})
+    blocks = exp.draw(np.random.default_rng(0), 40, "train")
+    assert blocks.x.shape == (40, 12, 6) and set(np.unique(blocks.labels)) <= {0, 1}
+    points, labels = exp._real.pool("train")
+    digit_sets = {frozenset(labels[np.flatnonzero((points == row).all(1))[0]] for row in block) for block in blocks.x}
+    assert len(digit_sets) > 5 and all(len(s) <= 2 for s in digit_sets)  # a different pair from block to block
+    with pytest.raises(UserError):
+        experiment({"task": "gmm", "data": "digits", "random_classes": True, "digit_classes": [1, 2]})

@@ -83,6 +83,8 @@ def real_blocks(problem: ProblemConfig, data: ProjectedData, rng: np.random.Gene
                 split: str) -> SpectralExamples:
     """Random blocks of ``samples`` distinct images from one pool; labels renumbered 0..classes-1."""
     points, labels = data.pool(split)
+    if problem.task == "gmm" and problem.random_classes:
+        return random_class_blocks(problem, points, labels, rng, count)
     if problem.task == "gmm":
         chosen = problem.digit_classes or tuple(range(problem.classes))
         keep = np.isin(labels, chosen)
@@ -91,6 +93,22 @@ def real_blocks(problem: ProblemConfig, data: ProjectedData, rng: np.random.Gene
     if problem.task == "pca":
         return pca_examples(points[idx], problem.k)
     return SpectralExamples(x=points[idx], labels=labels[idx].astype(np.int64))
+
+
+def random_class_blocks(problem: ProblemConfig, points: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                        count: int) -> SpectralExamples:
+    """Blocks whose ``classes`` labels are drawn afresh per block, so that no fixed classifier solves
+    them: the model has to cluster. Each block holds ``samples`` distinct images of its labels."""
+    names = np.unique(labels)
+    by_label = {name: np.flatnonzero(labels == name) for name in names}
+    x = np.empty((count, problem.samples, points.shape[1]))
+    y = np.empty((count, problem.samples), dtype=np.int64)
+    for b in range(count):
+        chosen = rng.choice(names, size=problem.classes, replace=False)
+        pool = np.concatenate([by_label[name] for name in chosen])
+        idx = pool[distinct_blocks(rng, len(pool), 1, problem.samples)[0]]
+        x[b], y[b] = points[idx], np.searchsorted(np.sort(chosen), labels[idx])
+    return SpectralExamples(x=x, labels=y)
 
 
 # ----------------------------------------------------------------------------- losses

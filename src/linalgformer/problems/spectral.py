@@ -49,6 +49,7 @@ class ProblemConfig:
     idx_labels: str = ""  # data=idx: labels file (needed for gmm)
     test_fraction: float = 0.2  # real data: share of images held out for evaluation
     digit_classes: tuple[int, ...] = ()  # real-data gmm: the labels to cluster (default 0..classes-1)
+    random_classes: bool = False  # real-data gmm: each block draws its ``classes`` labels afresh from all labels
 
     def __post_init__(self):
         checks = [(self.task in TASKS, f"task must be one of {', '.join(TASKS)}"),
@@ -62,7 +63,8 @@ class ProblemConfig:
                   (0 < self.test_fraction < 1, "test_fraction must be in (0, 1)"),
                   (self.data != "idx" or bool(self.idx_images), "data idx needs problem.idx_images"),
                   (not self.digit_classes or len(self.digit_classes) == self.classes,
-                   "digit_classes must name one label per class")]
+                   "digit_classes must name one label per class"),
+                  (not (self.random_classes and self.digit_classes), "random_classes and digit_classes exclude each other")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
