@@ -44,20 +44,25 @@ def fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def method_table(metrics: dict[str, Any]) -> str:
-    """One row for the model and one per baseline, where baselines report the model's metrics under a
-    prefix (``cos_1`` and ``power6_cos_1``); a flat line when there are no such prefixes."""
+def by_method(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split numbers into the model's and each baseline's, where baselines report the model's metrics
+    under a prefix (``cos_1`` and ``power6_cos_1``): {"model": {...}, "power6": {...}, ...}."""
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     base = [k for k in numbers if not any(k != m and k.endswith("_" + m) for m in numbers)]
     rows: dict[str, dict[str, Any]] = {"model": {}}
     for key, value in numbers.items():
-        metric = max((m for m in base if key == m or key.endswith("_" + m)), key=len, default=None)
-        if metric is None:
-            continue
+        metric = max((m for m in base if key == m or key.endswith("_" + m)), key=len)
         rows.setdefault(key[: -len(metric)].rstrip("_") or "model", {})[metric] = value
+    return rows
+
+
+def method_table(metrics: dict[str, Any]) -> str:
+    """One row for the model and one per baseline (see :func:`by_method`); a flat line when there are
+    no baselines."""
+    rows = by_method(metrics)
     if len(rows) < 2:
         return format_metrics(metrics)
-    columns = [m for m in base if any(m in r for r in rows.values())]
+    columns = list(dict.fromkeys(c for r in rows.values() for c in r))
     number = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731  (not percentages: errors, cosines)
     return render_table(["method"] + columns, [[name] + [number(r.get(c)) for c in columns] for name, r in rows.items()])
 

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from linalgformer import checkpoint as ckpt
 from linalgformer.config import RunConfig, TrainConfig, dump_json
 from linalgformer.errors import UserError
+from linalgformer.evaluate import by_method
 from linalgformer.experiment import Experiment, build_experiment, run_config_from_dict
 from linalgformer.tracking import MetricLogger, progress_bar
 
@@ -354,7 +355,8 @@ class Trainer:
             metrics = self.evaluate() if self.rt.main else {}
             metrics = broadcast(metrics, self.rt)
             self.logger.log(self.record("eval", start, metrics))
-            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
+            shown = by_method(metrics)["model"]  # the model's numbers; baselines stay in metrics.jsonl
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()
                                                     if isinstance(v, float))[:300])
         if step % train.checkpoint_every == 0:
             self.save(start)

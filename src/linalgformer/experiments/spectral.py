@@ -21,8 +21,9 @@ Each is repeated for the classical baselines on the same examples under a prefix
 ``power{t}_`` (deflated power method, t = model layers iterations per vector), ``block{t}_``
 (orthogonal iteration, t iterations), ``power_conv_`` (to convergence); ``spectral_`` and ``kmeans_``.
 
-``reproduce(name, quick, out_dir)`` runs a preset (``spectral-pca``, ``spectral-depth``,
-``spectral-gmm``, ``spectral-digits``) end to end and returns its table.
+``reproduce(name, quick, out_dir)`` runs a preset (``spectral-pca``, ``spectral-pca-relu``,
+``spectral-depth``, ``spectral-gmm``, ``spectral-digits``, ``spectral-digits-gmm``) end to end and
+returns its table.
 """
 
 from __future__ import annotations
