@@ -59,3 +59,21 @@ def run_preset(name: str, *, quick: bool, out_dir: Path) -> dict[str, Any]:
     if not hasattr(module, "reproduce"):
         raise UserError(f"the {family} family has no reproduce entry yet.")
     return module.reproduce(name, quick, Path(out_dir))
+
+
+def run_summary(run_dir: Path, model: str = "") -> str:
+    """One line on how a run was trained (from its metrics.jsonl) and where this process evaluates it."""
+    import os
+    import platform
+
+    import torch
+
+    from linalgformer.tracking import read_metrics
+
+    records = [r for r in read_metrics(Path(run_dir)) if r.get("kind") in ("train", "final")]
+    last = records[-1] if records else {}
+    trained = (f"trained {last.get('step', 0):,} steps / {last.get('examples', 0):,} examples in "
+               f"{last.get('elapsed', float('nan')):.0f} s" if last else "not trained")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return (f"{model + '; ' if model else ''}{trained}; machine: {platform.machine()} {device}, "
+            f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__}")

@@ -252,12 +252,22 @@ def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
     metrics = train_and_evaluate(config, protocol.get("eval") or {}, run_dir)
     from linalgformer.evaluate import evaluation_table
 
-    text = evaluation_table(metrics)
+    from linalgformer.reproduce import run_summary
+
+    text = evaluation_table(metrics) + "\n" + run_summary(run_dir, describe_model(config))
     if protocol.get("paper"):
         text += f"\npaper: {protocol['paper']}"
     flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     return {"title": config_title(name, protocol), "name": name, "quick": quick, "run_dir": str(run_dir),
             "metrics": metrics, "table": [{"group": "all", **flat}], "text": text}
+
+
+def describe_model(config) -> str:
+    """e.g. "5x5 transpose, P1000 -> P1000, 1+1 layers x 256, 8 heads"."""
+    p, m = config.problem, config.model
+    size = f"{p.dim}x{p.dim}" if not (p.min_dim and p.max_dim and p.min_dim != p.max_dim) else f"{p.min_dim}..{p.max_dim}"
+    coders = f"{p.input_encoding or p.encoding} -> {p.output_encoding or p.encoding}"
+    return f"{size} {p.name}, {coders}, {m.enc_layers}+{m.dec_layers} layers x {m.width}, {m.heads} heads"
 
 
 def config_title(name: str, protocol: dict) -> str:
