@@ -15,7 +15,8 @@ top ``dim`` principal components and standardised, cut into random blocks of ``s
 training blocks from the training images, test blocks from the held-out ones).
 
 ``evaluate`` reports, on a fixed seeded test set, for PCA: ``cos_j`` (mean |cos| of eigenvector j),
-``mean_abs_cos`` (primary metric), ``subspace_distance`` (RMS sine of the principal angles) and
+``mean_abs_cos`` (primary metric), ``subspace_distance`` (RMS sine of the principal angles; mean and
+``subspace_distance_median`` over instances) and
 ``value_rel_error_j``; for clustering: ``accuracy`` after the best matching of labels (Hungarian).
 Each is repeated for the classical baselines on the same examples under a prefix: ``eigh_``,
 ``power{t}_`` (deflated power method, t = model layers iterations per vector), ``block{t}_``
@@ -148,7 +149,9 @@ def pca_metrics(pred: dict[str, np.ndarray], examples: SpectralExamples, prefix:
     cos = abs_cosines(pred["vectors"], examples.vectors)  # (B, k)
     out = {f"{prefix}cos_{j + 1}": float(cos[:, j].mean()) for j in range(cos.shape[1])}
     out[f"{prefix}mean_abs_cos"] = float(cos.mean())
-    out[f"{prefix}subspace_distance"] = float(subspace_distance(pred["vectors"], examples.vectors).mean())
+    distance = subspace_distance(pred["vectors"], examples.vectors)
+    out[f"{prefix}subspace_distance"] = float(distance.mean())
+    out[f"{prefix}subspace_distance_median"] = float(np.median(distance))
     if "values" in pred:
         errors = eigenvalue_relative_error(pred["values"], examples.values)
         out.update({f"{prefix}value_rel_error_{j + 1}": float(errors[:, j].mean()) for j in range(errors.shape[1])})
