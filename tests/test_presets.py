@@ -66,3 +66,14 @@ def test_reproduce_ood_grid_tiny(tiny_presets, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "train \\ test" in out and "laplace" in out and "positive" in out
     assert (tmp_path / "eigenvalues-ood-quick" / "laplace" / "config.json").exists()
+
+
+def test_reproduce_writes_a_result_that_results_tabulates(tiny_presets, tmp_path, capsys):
+    assert main(["reproduce", "demo", "--quick", "--out", str(tmp_path)]) == 0
+    result = tmp_path / "demo-quick.result.json"
+    assert result.is_file()
+    capsys.readouterr()
+    assert main(["results", str(result)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| preset | problem") and "| demo --quick | transpose | 3x3 | P1000 -> P1000 |" in table[2]
+    assert main(["results", str(tmp_path / "missing.result.json")]) == 2

@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reproduce(sub)
     add_plot(sub)
     add_models(sub)
+    add_results(sub)
     return parser
 
 
@@ -168,6 +169,13 @@ def add_models(sub) -> None:
     p = sub.add_parser("models", help="list the models shipped with the package and their measured accuracy")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_models)
+
+
+def add_results(sub) -> None:
+    p = sub.add_parser("results", help="one table from many `reproduce` results (NAME.result.json files)")
+    p.add_argument("files", type=Path, nargs="+", help="result files that `reproduce` wrote beside its runs")
+    p.add_argument("--text", action="store_true", help="plain text instead of a Markdown table")
+    p.set_defaults(run=cmd_results)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -338,6 +346,13 @@ def cmd_plot(args) -> int:
 
     path = plot_runs(args.run_dirs, args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from linalgformer.results_table import results_table
+
+    print(results_table(args.files, markdown=not args.text))
     return 0
 
 

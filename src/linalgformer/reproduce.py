@@ -58,22 +58,42 @@ def run_preset(name: str, *, quick: bool, out_dir: Path) -> dict[str, Any]:
     module = family_module(family)
     if not hasattr(module, "reproduce"):
         raise UserError(f"the {family} family has no reproduce entry yet.")
-    return module.reproduce(name, quick, Path(out_dir))
+    result = module.reproduce(name, quick, Path(out_dir))
+    save_result(result, Path(out_dir) / f"{name}{'-quick' if quick else ''}.result.json", family)
+    return result
 
 
-def run_summary(run_dir: Path, model: str = "") -> str:
-    """One line on how a run was trained (from its metrics.jsonl) and where this process evaluates it."""
+def machine() -> dict[str, Any]:
+    """Where this process runs: what a result needs to be read against."""
     import os
     import platform
 
     import torch
 
+    return {"machine": platform.machine(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "torch": torch.__version__}
+
+
+def save_result(result: dict[str, Any], path: Path, family: str) -> None:
+    """The result of ``reproduce`` beside its runs (``NAME[-quick].result.json``), for tables of many."""
+    import json
+    import time
+
+    from linalgformer.checkpoint import atomic_write_text
+
+    record = dict(result, family=family, machine=machine(), finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def run_summary(run_dir: Path, model: str = "") -> str:
+    """One line on how a run was trained (from its metrics.jsonl) and where this process evaluates it."""
     from linalgformer.tracking import read_metrics
 
     records = [r for r in read_metrics(Path(run_dir)) if r.get("kind") in ("train", "final")]
     last = records[-1] if records else {}
     trained = (f"trained {last.get('step', 0):,} steps / {last.get('examples', 0):,} examples in "
                f"{last.get('elapsed', float('nan')):.0f} s" if last else "not trained")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return (f"{model + '; ' if model else ''}{trained}; machine: {platform.machine()} {device}, "
-            f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    where = machine()
+    return (f"{model + '; ' if model else ''}{trained}; machine: {where['machine']} {where['device']}, "
+            f"{where['cpus']} CPUs, {where['torch_threads']} torch threads, torch {where['torch']}")

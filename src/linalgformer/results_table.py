@@ -1,0 +1,57 @@
+"""One table from many ``reproduce`` results: ``linalgformer results runs/reproduce/*.result.json``.
+
+Each ``reproduce`` writes ``NAME[-quick].result.json`` beside its runs; for single-run Charton presets
+this gathers, per preset: the problem and size, the encodings and model, the examples seen and the
+training time (from the run's ``metrics.jsonl``), accuracy at 5% and 1% on the preset's test set,
+and where it ran. Markdown (for docs/RESULTS.md) or plain text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from linalgformer.errors import UserError
+from linalgformer.evaluate import render_table
+
+COLUMNS = ["preset", "problem", "size", "encodings", "model", "examples", "train s", "acc@5%", "acc@1%", "device"]
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read result {path}: {getattr(err, 'strerror', None) or err}.") from None
+
+
+def result_row(result: dict[str, Any]) -> list[Any] | None:
+    """The table row of one Charton single-run result (None for grids and other families)."""
+    from linalgformer.tracking import read_metrics
+
+    run_dir, metrics = Path(result.get("run_dir", "")), result.get("metrics") or {}
+    if result.get("family") != "charton" or "acc@0.05" not in metrics or not (run_dir / "config.json").is_file():
+        return None
+    config = json.loads((run_dir / "config.json").read_text())
+    problem, model = config["problem"], config["model"]
+    size = (f"{problem['dim']}x{problem['dim']}" if not (problem.get("min_dim") and problem.get("max_dim"))
+            else f"{problem['min_dim']}..{problem['max_dim']}")
+    coders = f"{problem.get('input_encoding') or problem['encoding']} -> {problem.get('output_encoding') or problem['encoding']}"
+    records = [r for r in read_metrics(run_dir) if "elapsed" in r]
+    last = records[-1] if records else {}
+    where = result.get("machine") or {}
+    device = f"{where.get('device', '?')}, {where.get('torch_threads', '?')} thr"
+    name = result.get("name", "?") + (" --quick" if result.get("quick") else "")
+    return [name, problem["name"], size, coders, f"{model['enc_layers']}+{model['dec_layers']} x {model['width']}",
+            f"{last.get('examples', 0):,}", f"{last.get('elapsed', float('nan')):.0f}",
+            f"{100 * metrics['acc@0.05']:.1f}%", f"{100 * metrics['acc@0.01']:.1f}%", device]
+
+
+def results_table(paths: list[Path], markdown: bool = True) -> str:
+    rows = [row for row in (result_row(load_result(p)) for p in paths) if row is not None]
+    if not rows:
+        raise UserError("none of these files is the result of a single-run Charton preset.")
+    if not markdown:
+        return render_table(COLUMNS, rows)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
