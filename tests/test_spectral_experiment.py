@@ -141,3 +141,14 @@ def test_random_class_digit_blocks_draw_their_labels_afresh():
     assert len(digit_sets) > 5 and all(len(s) <= 2 for s in digit_sets)  # a different pair from block to block
     with pytest.raises(UserError):
         experiment({"task": "gmm", "data": "digits", "random_classes": True, "digit_classes": [1, 2]})
+
+
+@pytest.mark.parametrize("name, method", [("spectral-pca", "numpy eigh"), ("spectral-gmm", "k-means (scikit-learn)"),
+                                          ("spectral-digits-gmm", "spectral clustering (top eigenvector)")])
+def test_quick_presets_print_the_model_beside_the_baselines(name, method, tmp_path, capsys):
+    from linalgformer.cli import main
+
+    assert main(["reproduce", name, "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "transformer (trained)" in out and method in out and "wall time" in out
+    assert (tmp_path / f"{name}-quick.result.json").is_file()
