@@ -30,7 +30,10 @@ REFERENCE = {"family": "charton",
 EIGEN = {"family": "charton",
          "problem": {"name": "eigenvalues", "dim": 5, "encoding": "FP15"},
          "model": {"enc_layers": 6, "dec_layers": 1, "width": 512, "heads": 8, "ffn_ratio": 4.0}}
-PRESETS = {"reference": REFERENCE, "eigen": EIGEN}
+EIGVEC = {"family": "charton",  # FP15 in, P1000 out: the model reads out 1,306 of 30,307 tokens
+          "problem": {"name": "eigenvectors", "dim": 5, "input_encoding": "FP15", "output_encoding": "P1000"},
+          "model": {"enc_layers": 6, "dec_layers": 1, "width": 512, "heads": 8, "ffn_ratio": 4.0}}
+PRESETS = {"reference": REFERENCE, "eigen": EIGEN, "eigvec": EIGVEC}
 
 
 def set_threads(threads: int) -> None:
@@ -185,13 +188,16 @@ def run_config(preset: dict, train: dict | None = None):
     return run_config_from_dict({**preset, "train": {"batch_size": 64, **(train or {})}})
 
 
-def build_trainer(config, device: torch.device, seed: int = 0):
-    """(experiment, Trainer) exactly as ``train_run`` builds them, on a throwaway run directory."""
+def build_trainer(config, device: torch.device, seed: int = 0, full_readout: bool = False):
+    """(experiment, Trainer) exactly as ``train_run`` builds them, on a throwaway run directory;
+    ``full_readout`` builds the Charton model as it was before it read out only answer tokens."""
     from linalgformer.experiment import build_experiment
     from linalgformer.tracking import MetricLogger
     from linalgformer.train import Runtime, Trainer, autocast_dtype
 
     experiment = build_experiment(config)
+    if full_readout:
+        experiment.restrict_read_out = False
     torch.manual_seed(seed)
     model = experiment.build_model().to(device)
     run_dir = scratch_dir("linalgformer-bench-")

@@ -10,6 +10,8 @@ For each configuration and precision, in one process and interleaved round by ro
   ``torch.optim.Adam`` with its defaults;
 * ``ours -fused-adam (before)``: ``ours`` with the optimizer rebuilt without ``fused=True`` (the trainer
   asks for the fused kernel since it measured faster here; these rows show what it buys);
+* ``ours -answer-readout (before)`` (``eigvec`` only: FP15 in, P1000 out): the model reading out
+  all 30,307 vocabulary tokens, as before it read out only the 1,306 an answer can contain;
 * with ``--ablate`` (bf16 only): ``ours -fp32_attn (before)``, the model with its
   ``fp32_cpu_attention`` switch off, i.e. the attention as it ran before that change.
 
@@ -106,8 +108,9 @@ def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switc
     speed switch (``Attention.fp32_cpu_attention``) for ablations."""
     from linalgformer.train import lr_factor
 
-    experiment, trainer = common.build_trainer(config, device)
-    set_switches(trainer.model, switches or {})
+    switches = dict(switches or {})
+    experiment, trainer = common.build_trainer(config, device, full_readout=switches.pop("full_readout", False))
+    set_switches(trainer.model, switches)
     if unfused_adam:  # the trainer before it asked for fused Adam: same hyper-parameters, foreach kernels
         train = config.train
         trainer.optimizer = torch.optim.Adam(trainer.model.parameters(), lr=train.lr, betas=tuple(train.betas),
@@ -119,12 +122,15 @@ def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switc
 # label -> (unfused Adam, speed switches); "ours" is the stack as shipped
 OURS = {"ours": (False, {}), "ours -fused-adam (before)": (True, {})}
 ABLATIONS = {"ours -fp32_attn (before)": (False, {"fp32_cpu_attention": False})}
+READOUT = {"ours -answer-readout (before)": (False, {"full_readout": True})}
 
 
-def variants_for(args, precision: str) -> dict:
+def variants_for(args, precision: str, name: str = "") -> dict:
     chosen = dict(OURS) if args.fused else {"ours": OURS["ours"]}
     if args.ablate and precision != "fp32":  # the switch does nothing in fp32
         chosen.update(ABLATIONS)
+    if name == "eigvec":  # the only configuration whose answers use fewer tokens than the vocabulary
+        chosen.update(READOUT)
     return chosen
 
 
@@ -159,7 +165,7 @@ def measure_config(name: str, args, device: torch.device, peaks: dict) -> list[d
     shape = None
     for precision in args.precisions:
         config = common.run_config(preset, {"batch_size": args.batch, "precision": precision})
-        for label, (unfused, switches) in variants_for(args, precision).items():
+        for label, (unfused, switches) in variants_for(args, precision, name).items():
             experiment, trainer, fn = ours_stepper(config, device, unfused, switches)
             steps[f"{label}/{precision}"] = with_data(experiment, fn, args.batch, device)
             labels[f"{label}/{precision}"] = (label, precision)
@@ -168,7 +174,7 @@ def measure_config(name: str, args, device: torch.device, peaks: dict) -> list[d
                                                                            PRECISIONS[precision]),
                                                 args.batch, device)
         labels[f"plain/{precision}"] = ("plain", precision)
-    rounds = args.rounds if name == "reference" else args.eigen_rounds
+    rounds = args.rounds if name == "reference" else args.eigen_rounds  # eigen, eigvec: slow steps
     log = (lambda msg: print(f"  [{name}] {msg}", file=sys.stderr)) if args.verbose else None
     times = common.interleaved(steps, rounds, args.per_round, args.warmup, device, log)
     base32 = "plain/fp32" if "plain/fp32" in times else next(iter(times))
@@ -305,7 +311,7 @@ def run_profile(args, device: torch.device) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="reference,eigen", help="comma-separated: reference, eigen")
+    parser.add_argument("--configs", default="reference,eigen", help="comma-separated: reference, eigen, eigvec")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (reference config)")

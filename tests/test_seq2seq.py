@@ -294,3 +294,41 @@ def test_beam_search_scores_at_least_greedy(reverse_models, penalty):
     beam_scores, greedy_scores = score(model, src, src_len, best, 10, penalty), score(model, src, src_len, first, 10, penalty)
     assert all(b >= g - 1e-4 for b, g in zip(beam_scores, greedy_scores))
     assert sum(b > g + 1e-4 for b, g in zip(beam_scores, greedy_scores)) >= 1  # the search found better
+
+
+# --------------------------------------------------------------- restricted output vocabulary
+
+ANSWER = [PAD, BOS, EOS, 5, 7, 8, 11, 12, 19]
+
+
+@pytest.mark.parametrize("variant", ["post-learned", "shared-embeddings"])
+def test_restricted_read_out_is_the_full_one_at_the_answer_tokens(variant):
+    full = tiny(**VARIANTS[variant])
+    restricted = Seq2Seq(full.cfg, VOCAB, PAD, BOS, EOS, output_ids=ANSWER).eval()
+    restricted.load_state_dict(full.state_dict())  # same weights: the buffers are not saved
+    src, src_len = sources(2)
+    tgt_in = torch.cat([torch.full((6, 1), BOS), torch.randint(3, VOCAB, (6, 5))], dim=1)
+    with torch.no_grad():
+        a, b = full(src, src_len, tgt_in), restricted(src, src_len, tgt_in)
+        assert b.shape == (6, 6, len(ANSWER))
+        torch.testing.assert_close(b, a[..., ANSWER])
+        step = restricted.to_vocab(b)
+    assert torch.isinf(step[..., [3, 4, 6]]).all() and torch.equal(step[..., ANSWER], b)
+    assert restricted.target_index(torch.tensor([EOS, 7, 19, 4])).tolist() == [2, 4, 8, -1]
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_restricted_model_decodes_only_answer_tokens(use_cache):
+    model = tiny(3, eos_bias=-5.0)
+    restricted = Seq2Seq(model.cfg, VOCAB, PAD, BOS, EOS, output_ids=ANSWER).eval()
+    restricted.load_state_dict(model.state_dict())
+    src, src_len = sources(3)
+    out = greedy(restricted, src, src_len, max_len=12, use_cache=use_cache)
+    assert all(set(o) <= set(ANSWER) for o in out) and any(len(o) > 0 for o in out)
+    assert out == greedy(restricted, src, src_len, max_len=12, use_cache=not use_cache)
+    assert beam_search(restricted, src, src_len, beam=1, max_len=12) == out
+
+
+def test_output_ids_must_include_eos():
+    with pytest.raises(ValueError):
+        Seq2Seq(ModelConfig(enc_layers=1, dec_layers=1, width=16, heads=2), VOCAB, PAD, BOS, EOS, output_ids=[5, 6])

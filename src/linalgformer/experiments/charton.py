@@ -42,13 +42,15 @@ class Experiment(BaseExperiment):
         self.problem = make_problem(config.problem)
         self.vocab = self.problem.vocab
         self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
+        self._class_of: torch.Tensor | None = None  # token id -> read-out class (built on first use)
+        self.restrict_read_out = True
 
     # -- model and data --------------------------------------------------------------------------
 
     def build_model(self) -> Seq2Seq:
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
-                           self.vocab.eos_id)
+                           self.vocab.eos_id, output_ids=self.answer_ids())
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
 
@@ -65,9 +67,29 @@ class Experiment(BaseExperiment):
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
         tgt = batch["tgt_ids"]
-        logits = model(batch["src_ids"], batch["src_len"], tgt[:, :-1])  # (B, T-1, V)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt[:, 1:].reshape(-1),
-                               ignore_index=self.vocab.pad_id)
+        logits = model(batch["src_ids"], batch["src_len"], tgt[:, :-1])  # (B, T-1, K): K answer tokens
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
+                               ignore_index=-100)
+
+    def answer_ids(self) -> list[int]:
+        """The token ids the model reads out: :func:`answer_token_ids`, or every id when
+        ``restrict_read_out`` is off (what the benchmarks compare against)."""
+        return answer_token_ids(self.problem) if self.restrict_read_out else list(range(len(self.vocab)))
+
+    def target_classes(self, tgt: torch.Tensor) -> torch.Tensor:
+        """Target ids -> class indices of the model's read-out (``answer_token_ids`` order); padding
+        -> -100 (ignored). A token no answer may contain is refused."""
+        if self._class_of is None or self._class_of.device != tgt.device:
+            ids = torch.tensor(self.answer_ids(), dtype=torch.long)
+            table = torch.full((len(self.vocab),), -1, dtype=torch.long)
+            table[ids] = torch.arange(len(ids))
+            self._class_of = table.to(tgt.device)
+        classes = self._class_of[tgt]
+        pad = tgt == self.vocab.pad_id
+        if bool(((classes < 0) & ~pad).any()):
+            raise UserError("a target holds a token that the output encoding never writes "
+                            "(an input-only token): the data do not match this problem.")
+        return classes.masked_fill(pad, -100)
 
     def batch_tokens(self, batch: Batch) -> int:
         return int(batch["src_len"].sum() + batch["tgt_len"].sum())
@@ -224,6 +246,17 @@ def write_predictions(path: Path, rows: list[dict]) -> None:
 # ----------------------------------------------------------------------------- predict / reproduce
 
 
+
+
+def answer_token_ids(problem) -> list[int]:
+    """The ids an answer can contain, sorted: the specials, the dimension tokens and the tokens of
+    the output encoding(s) (each co-trained task's too). The model reads out these rows only."""
+    vocab = problem.vocab
+    outputs = {problem.codecs.output, *(p.codecs.output for p in getattr(problem, "problems", {}).values())}
+    ids = {vocab.pad_id, vocab.bos_id, vocab.eos_id, *(vocab.dim_id(n) for n in range(1, vocab.max_dim + 1))}
+    for encoding in outputs:
+        ids.update(int(i) for i in vocab.table(encoding))
+    return sorted(ids)
 
 
 def check_trained_size(cfg: ProblemConfig, dim: int) -> None:

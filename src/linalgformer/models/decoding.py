@@ -50,7 +50,7 @@ def _cut_at_eos(tokens: torch.Tensor, eos_id: int) -> list[list[int]]:
 
 
 def _encoder_only(model: Seq2Seq, memory: torch.Tensor, max_len: int) -> list[list[int]]:
-    logits = model.read_out(memory, min(max_len, memory.shape[1]))  # (B, L, V)
+    logits = model.to_vocab(model.read_out(memory, min(max_len, memory.shape[1])))  # (B, L, V)
     return _cut_at_eos(logits.argmax(-1), model.eos_id)
 
 
@@ -58,7 +58,7 @@ def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor,
                     use_cache: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function from the decoder inputs so far (B, t) to the next-token logits (B, V)."""
     if not use_cache:
-        return lambda inputs: model.decode(inputs, memory, mask)[:, -1]
+        return lambda inputs: model.to_vocab(model.decode(inputs, memory, mask)[:, -1])
     cache = model.start_cache(memory, mask)
     return lambda inputs: model.decode_step(inputs[:, -1], cache)
 

@@ -19,6 +19,14 @@ padding only ever sits after the tokens that matter and the causal mask hides it
 Initialisation (nanoGPT's): every Linear and Embedding weight ~ N(0, 0.02), biases zero, LayerNorm
 weight one / bias zero.
 
+``output_ids`` (optional) names the token ids an answer can contain (the output encoding's tokens,
+the dimension tokens, the specials). Then the read-out computes logits for those rows of its weight
+only: teacher-forcing logits are (B, T, K) over ``output_ids`` in that order (map targets with
+:meth:`Seq2Seq.target_index`), and :meth:`Seq2Seq.decode_step` returns (B, V) logits with -inf
+elsewhere, so decoding never emits an input-only token. With FP15 inputs (29,104 tokens) and a P1000
+answer this removes almost all of the read-out's cost; the weights keep their full (V, W) shape, so
+checkpoints do not depend on it.
+
 ``encoder_only=True`` drops the decoder: logits for output position i are read linearly from encoder
 position i (the output must be no longer than the padded input).
 
@@ -259,11 +267,13 @@ class Embedding(nn.Module):
 class Seq2Seq(nn.Module):
     """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
+                 output_ids: list[int] | None = None):
         super().__init__()
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
+        self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         src_tokens = nn.Embedding(vocab_size, cfg.width)
@@ -279,6 +289,29 @@ class Seq2Seq(nn.Module):
         self.apply(self._init_weights)
         if cfg.share_embeddings:
             self.head.weight = src_tokens.weight
+
+    def register_output_ids(self, vocab_size: int, eos_id: int, output_ids: list[int] | None) -> None:
+        """Buffers (not saved: derived from the vocabulary) for the read-out's rows and their inverse."""
+        ids = sorted(set(range(vocab_size) if output_ids is None else output_ids))
+        if ids[0] < 0 or ids[-1] >= vocab_size or eos_id not in ids:
+            raise ValueError("output_ids must lie in the vocabulary and include <eos>")
+        self.restricted = len(ids) < vocab_size
+        index = torch.full((vocab_size,), -1, dtype=torch.long)
+        index[ids] = torch.arange(len(ids))
+        self.register_buffer("output_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
+        self.register_buffer("output_index", index, persistent=False)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., W) -> (..., K): the read-out over ``output_ids`` (all V tokens when unrestricted)."""
+        if not self.restricted:
+            return self.head(h)
+        bias = None if self.head.bias is None else self.head.bias[self.output_ids]
+        return nn.functional.linear(h, self.head.weight[self.output_ids], bias)
+
+    def target_index(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids -> positions in ``output_ids`` (the class index of a teacher-forcing logit); -1
+        for a token an answer cannot contain."""
+        return self.output_index[ids]
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -304,14 +337,15 @@ class Seq2Seq(nn.Module):
         return self.enc_norm(x), mask
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
-        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, V)."""
+        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``."""
         x = self.tgt_embed(tgt_in)
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
-        return self.head(self.dec_norm(x))
+        return self.logits(self.dec_norm(x))
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: logits (B, T, V); position i predicts the token after tgt_in[:, i].
+        """Teacher forcing: logits (B, T, K) over ``output_ids`` (K = V unless restricted); position i
+        predicts the token after tgt_in[:, i].
 
         Encoder-only models ignore tgt_in's values and read position i from encoder position i."""
         memory, mask = self.encode(src, src_len)
@@ -320,11 +354,11 @@ class Seq2Seq(nn.Module):
         return self.decode(tgt_in, memory, mask)
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
-        """Encoder-only: logits (B, length, V) from encoder positions 0..length-1."""
+        """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""
         if length > memory.shape[1]:
             raise ValueError(f"an encoder-only model cannot write {length} output tokens "
                              f"from {memory.shape[1]} input positions; pad the input to the output length")
-        return self.head(memory[:, :length])
+        return self.logits(memory[:, :length])
 
     # ------------------------------------------------------------------------- one step at a time
 
@@ -339,7 +373,14 @@ class Seq2Seq(nn.Module):
         for i, layer in enumerate(self.decoder):
             x = layer(x, cache.cross[i], cache.mem_mask, cache=cache, layer=i)
         cache.length += 1
-        return self.head(self.dec_norm(x))[:, 0]
+        return self.to_vocab(self.logits(self.dec_norm(x))[:, 0])
+
+    def to_vocab(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits over ``output_ids`` (..., K) -> over the whole vocabulary (..., V), -inf elsewhere."""
+        if not self.restricted:
+            return logits
+        full = logits.new_full((*logits.shape[:-1], self.vocab_size), float("-inf"))
+        return full.index_copy_(-1, self.output_ids, logits)
 
     # ------------------------------------------------------------------------------------ costs
 
@@ -356,5 +397,5 @@ class Seq2Seq(nn.Module):
         if not self.cfg.encoder_only:
             per_dec = 2 * block * t + 2 * (2 * w * w) * t + 2 * (2 * w * w) * s  # self+FFN, cross q/o, cross k/v
             flops += self.cfg.dec_layers * (per_dec + 4 * t * t * w + 4 * t * s * w)
-        flops += 2 * w * self.vocab_size * t  # read-out
+        flops += 2 * w * len(self.output_ids) * t  # read-out
         return 3 * flops if training else flops
