@@ -86,14 +86,21 @@ def save_result(result: dict[str, Any], path: Path, family: str) -> None:
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def run_summary(run_dir: Path, model: str = "") -> str:
-    """One line on how a run was trained (from its metrics.jsonl) and where this process evaluates it."""
+def training_done(run_dir: Path) -> str:
+    """e.g. "trained 1,500 steps / 96,000 examples in 180 s", from the run's metrics.jsonl."""
     from linalgformer.tracking import read_metrics
 
     records = [r for r in read_metrics(Path(run_dir)) if r.get("kind") in ("train", "final")]
-    last = records[-1] if records else {}
-    trained = (f"trained {last.get('step', 0):,} steps / {last.get('examples', 0):,} examples in "
-               f"{last.get('elapsed', float('nan')):.0f} s" if last else "not trained")
+    if not records:
+        return "not trained"
+    last = records[-1]
+    return (f"trained {last.get('step', 0):,} steps / {last.get('examples', 0):,} examples in "
+            f"{last.get('elapsed', float('nan')):.0f} s")
+
+
+def run_summary(run_dir: Path, model: str = "", trained: str | None = None) -> str:
+    """One line on how a run was trained (from its metrics.jsonl) and where this process evaluates it."""
+    trained = training_done(run_dir) if trained is None else trained
     where = machine()
     return (f"{model + '; ' if model else ''}{trained}; machine: {where['machine']} {where['device']}, "
             f"{where['cpus']} CPUs, {where['torch_threads']} torch threads, torch {where['torch']}")

@@ -336,8 +336,12 @@ def reproduce_grid(name: str, config, protocol: dict, run_dir: Path) -> dict[str
         accs = {t: metrics["by_law"][t][accuracy_key(0.05)] for t in test_laws}
         table.append({"train": law, **accs})
         rows.append([law] + [accs[t] for t in test_laws])
+    from linalgformer.reproduce import run_summary, training_done
+
     text = "accuracy at 5% tolerance (rows: training law, columns: test law)\n"
     text += render_table(["train \\ test"] + test_laws, rows)
+    per_law = "; ".join(f"{law}: {training_done(run_dir / law)}" for law in train_laws)
+    text += "\n" + run_summary(run_dir, describe_model(config), trained=per_law)
     if protocol.get("paper"):
         text += f"\npaper: {protocol['paper']}"
     return {"title": config_title(name, protocol), "name": name, "run_dir": str(run_dir), "table": table, "text": text}
