@@ -48,6 +48,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precisions(names: list[str], device: torch.device) -> list[str]:
+    """``auto`` -> fp32, plus bf16 where bf16 matmuls are native; says on stderr when bf16 is left out."""
+    from linalgformer.train import bf16_is_fast
+
+    if names != ["auto"]:
+        return names
+    if bf16_is_fast(device):
+        return ["fp32", "bf16"]
+    print(f"note: no native bf16 matmuls on this {device.type} (bf16 would be emulated, far slower than "
+          "fp32): bf16 rows left out; ask for them with --precisions fp32,bf16", file=sys.stderr)
+    return ["fp32"]
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -13,14 +13,20 @@ For each configuration and precision, in one process and interleaved round by ro
 * ``ours -answer-readout (before)`` (``eigvec`` only: FP15 in, P1000 out): the model reading out
   all 30,307 vocabulary tokens, as before it read out only the 1,306 an answer can contain;
 * with ``--ablate`` (bf16 only): ``ours -fp32_attn (before)``, the model with its
-  ``fp32_cpu_attention`` switch off, i.e. the attention as it ran before that change.
+  ``fp32_cpu_attention`` switch off, i.e. the attention as it ran before that change;
+* with ``--compile``: ``ours +compile``, the trainer with ``train.compile: true`` (``torch.compile``
+  of the model; the warm-up steps pay for compiling).
+
+Precisions: ``auto`` (the default) is fp32, plus bf16 where bf16 matmuls are native (a GPU, or a CPU
+that oneDNN runs bf16 on); on an AVX2-only CPU bf16 is emulated and far slower, so it is left out
+unless asked for by name.
 
 Throughput is examples/s and tokens/s (non-padding source + target tokens, as the trainer logs);
 MFU is model FLOPs (``Seq2Seq.flops_per_example``, forward + backward) per second over the measured
 512x512 matmul peak of the same precision on the same machine. Speed-ups are medians of per-round
 ratios (plain time / ours time in the same round).
 
-    .venv/bin/python benchmarks/train.py                               # reference + eigen, fp32 + bf16
+    .venv/bin/python benchmarks/train.py                               # reference + eigen, fp32 (+ bf16 where native)
     .venv/bin/python benchmarks/train.py --configs reference --rounds 3 --json
     .venv/bin/python benchmarks/train.py --loss-curve 300              # fp32 vs bf16 loss, same data
     .venv/bin/python benchmarks/train.py --configs reference --profile 2   # where a step's time goes
@@ -29,6 +35,7 @@ ratios (plain time / ours time in the same round).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -109,6 +116,8 @@ def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switc
     from linalgformer.train import lr_factor
 
     switches = dict(switches or {})
+    if switches.pop("compile", False):  # train.compile: the trainer wraps the model in torch.compile
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True))
     experiment, trainer = common.build_trainer(config, device, full_readout=switches.pop("full_readout", False))
     set_switches(trainer.model, switches)
     if unfused_adam:  # the trainer before it asked for fused Adam: same hyper-parameters, foreach kernels
@@ -123,6 +132,7 @@ def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switc
 OURS = {"ours": (False, {}), "ours -fused-adam (before)": (True, {})}
 ABLATIONS = {"ours -fp32_attn (before)": (False, {"fp32_cpu_attention": False})}
 READOUT = {"ours -answer-readout (before)": (False, {"full_readout": True})}
+COMPILED = {"ours +compile": (False, {"compile": True})}
 
 
 def variants_for(args, precision: str, name: str = "") -> dict:
@@ -131,6 +141,8 @@ def variants_for(args, precision: str, name: str = "") -> dict:
         chosen.update(ABLATIONS)
     if name == "eigvec":  # the only configuration whose answers use fewer tokens than the vocabulary
         chosen.update(READOUT)
+    if args.compile:
+        chosen.update(COMPILED)
     return chosen
 
 
@@ -312,13 +324,16 @@ def run_profile(args, device: torch.device) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="reference,eigen", help="comma-separated: reference, eigen, eigvec")
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--precisions", default="auto",
+                        help="comma-separated: fp32, bf16; auto: fp32, and bf16 where it is native (bf16_is_fast)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (reference config)")
     parser.add_argument("--eigen-rounds", type=int, default=2, help="timed rounds (eigen config)")
     parser.add_argument("--per-round", type=int, default=2, help="steps per variant per round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
     parser.add_argument("--no-fused", dest="fused", action="store_false", help="skip the ours -fused-adam (before) rows")
+    parser.add_argument("--compile", action="store_true",
+                        help="add an `ours +compile` row (train.compile: torch.compile; warm-up steps compile)")
     parser.add_argument("--ablate", action="store_true",
                         help="add rows with the model's speed switch off (what it buys); with --loss-curve, a run too")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
@@ -340,7 +355,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name not in common.PRESETS:
             parser.error(f"unknown config {name!r} (known: {', '.join(common.PRESETS)})")
     for p in args.precisions:
-        if p not in PRECISIONS:
+        if p not in PRECISIONS and p != "auto":
             parser.error(f"unknown precision {p!r} (known: {', '.join(PRECISIONS)})")
     return args
 
@@ -349,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.set_threads(args.threads)
     device = common.pick_device(args.device)
+    args.precisions = common.resolve_precisions(args.precisions, device)
     if args.profile:
         print(run_profile(args, device))
         return 0

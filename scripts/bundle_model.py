@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("name")
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--trained-with", default="", help="the command that trained the run (for the card)")
     args = parser.parse_args()
     config, experiment, model = ckpt.load_run(args.run_dir)
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
@@ -43,6 +44,8 @@ def main() -> None:
             "parameters": sum(p.numel() for p in model.parameters()),
             "measured_on": f"{platform.machine()} CPU, {time.strftime('%Y-%m-%d')}",
             "command": f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"}
+    if args.trained_with:
+        card["trained_with"] = args.trained_with
     (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))
 

@@ -39,3 +39,43 @@ def test_predict_with_bundled_pca_model(capsys):
     assert main(["predict", "pca-10x10-top3", "--matrix", json.dumps(x.round(4).tolist()), "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert np.asarray(answer["prediction"]).shape == (3, 10) and answer["abs_cos"][0] > 0.9
+
+
+def test_predict_by_problem_name_picks_the_bundled_model_of_that_size(capsys):
+    assert main(["predict", "transpose", "--matrix", "[[1,2,3],[4,5,6],[7,8,9]]", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["problem"] == "transpose" and answer["error"] < 0.05
+    assert main(["predict", "transpose", "--matrix", "[[1,2],[3,4]]"]) == 2
+    err = capsys.readouterr().err
+    assert "no bundled transpose model fits" in err and "transpose-3x3" in err and "Traceback" not in err
+    assert main(["predict", "no_such_problem", "--matrix", "[[1,2],[3,4]]"]) == 2
+    assert "neither a run directory" in capsys.readouterr().err
+
+
+def test_every_bundled_charton_model_answers_by_its_problem_name(capsys):
+    import numpy as np
+
+    for name, path in bundled_models().items():
+        card = model_card(path)
+        if card.get("family", "charton") != "charton":
+            continue
+        config = json.loads((path / "config.json").read_text())
+        dim = config["problem"]["dim"]
+        rng = np.random.default_rng(0)
+        matrix = rng.uniform(-5, 5, size=(dim, dim))
+        if card["problem"] in ("eigenvalues", "eigenvectors", "syminverse"):
+            matrix = (matrix + matrix.T) / 2
+        elif card["problem"] == "matrix_sum":
+            matrix = rng.uniform(-5, 5, size=(dim, 2 * dim))
+        elif card["problem"] == "matrix_vector":
+            matrix = rng.uniform(-5, 5, size=(dim, dim + 1))
+        text = json.dumps(matrix.round(2).tolist())
+        assert main(["predict", card["problem"], "--matrix", text, "--json"]) == 0, name
+        answer = json.loads(capsys.readouterr().out)
+        assert answer["problem"] == card["problem"] and answer["valid"], name
+
+
+def test_evaluate_takes_a_bundled_model(capsys):
+    assert main(["evaluate", "transpose-3x3", "--count", "50", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["accuracy"]["0.05"] >= 0.9

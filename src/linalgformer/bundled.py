@@ -1,9 +1,13 @@
-"""Models shipped inside the package (``linalgformer/bundled/NAME/``): usable right after install."""
+"""Models shipped inside the package (``linalgformer/bundled/NAME/``): usable right after install.
+
+A bundled model is named by its directory (``eigenvalues-3x3``) or, for ``predict``, by its problem
+(``eigenvalues``): the bundled model of that problem whose trained size fits the question's matrix."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from linalgformer.errors import UserError
 
@@ -16,16 +20,39 @@ def bundled_models() -> dict[str, Path]:
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
 
 
-def resolve_model(name_or_path: Path | str) -> Path:
-    """A run directory: the path itself if it exists, else a bundled model of that name."""
+def models_for_problem(problem: str) -> dict[str, Path]:
+    """The bundled models whose card names ``problem`` (either spelling: matrix_sum or matrix-sum)."""
+    wanted = problem.replace("-", "_")
+    return {name: path for name, path in bundled_models().items()
+            if str(model_card(path).get("problem", "")).replace("-", "_") == wanted}
+
+
+def trained_dims(path: Path) -> tuple[int, int]:
+    """(smallest, largest) matrix size a bundled Charton model was trained on, from its config."""
+    problem = json.loads((path / "config.json").read_text()).get("problem", {})
+    dim = problem.get("dim") or 0
+    return problem.get("min_dim") or dim, problem.get("max_dim") or dim
+
+
+def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None = None) -> Path:
+    """A run directory: the path itself if it exists, else the bundled model of that name, else the
+    bundled model of that problem for which ``fits(path)`` holds (the only one, if no ``fits``)."""
     path = Path(name_or_path)
     if path.exists():
         return path
     models = bundled_models()
     if str(name_or_path) in models:
         return models[str(name_or_path)]
+    candidates = models_for_problem(str(name_or_path))
+    if candidates:
+        chosen = [p for p in candidates.values() if fits is None or fits(p)]
+        if len(chosen) == 1 or (chosen and fits is not None):
+            return chosen[0]
+        raise UserError(f"no bundled {name_or_path} model fits this question (bundled for "
+                        f"{name_or_path}: {', '.join(candidates)}); name one of them.")
     known = ", ".join(models) or "none"
-    raise UserError(f"{name_or_path} is neither a run directory nor a bundled model (bundled: {known}).")
+    raise UserError(f"{name_or_path} is neither a run directory, a bundled model nor the problem of "
+                    f"one (bundled: {known}).")
 
 
 def model_card(path: Path) -> dict:

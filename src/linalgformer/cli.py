@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ TRAIN_FLAGS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = one_line_warning
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"linalgformer: warning: {message}\n"
 
 
 # ----------------------------------------------------------------------------- parser
@@ -125,7 +131,7 @@ def add_train(sub) -> None:
 
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on any test distribution")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory or a bundled model")
     p.add_argument("--distribution", default=None, help="test law(s), comma-separated: one table row each")
     p.add_argument("--dim", default=None, help="test dimension(s), comma-separated")
     p.add_argument("--count", type=int, default=1000, help="test examples per law and size")
@@ -138,8 +144,11 @@ def add_evaluate(sub) -> None:
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="ask a trained model (or a bundled one) a question")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("predict", help="ask a trained model (or a bundled one) a question",
+                       description="Ask a model one question. RUN is a run directory, a bundled model "
+                       "(`linalgformer models`) or a problem with a bundled model (e.g. eigenvalues: "
+                       "the bundled model of that problem trained on the matrix's size).")
+    p.add_argument("run_dir", type=Path, metavar="RUN")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--matrix", default=None, help='"[[1,2],[2,1]]" or "1 2; 2 1"')
     src.add_argument("--file", type=Path, default=None, help="file holding the matrix ('-' for stdin)")
@@ -279,6 +288,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 
 def cmd_evaluate(args) -> int:
+    from linalgformer.bundled import resolve_model
     from linalgformer.checkpoint import load_run
     from linalgformer.evaluate import evaluation_json, evaluation_table
     from linalgformer.train import pick_device
@@ -286,7 +296,7 @@ def cmd_evaluate(args) -> int:
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
     device = pick_device(args.device)
-    config, experiment, model = load_run(args.run_dir, device)
+    config, experiment, model = load_run(resolve_model(args.run_dir), device)
     metrics = experiment.evaluate(model, args.count, args.seed, device, distribution=args.distribution,
                                   dims=parse_dims(args.dim), beam=args.beam, predictions=args.save_predictions)
     if args.json:
@@ -314,7 +324,7 @@ def cmd_predict(args) -> int:
 
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
-    config, experiment, model = load_run(resolve_model(args.run_dir))
+    config, experiment, model = load_run(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])))
     answer = experiment.answer(model, matrix, beam=args.beam)
     if args.json:
         print(json.dumps({k: v for k, v in answer.items() if not k.endswith("_text")}, indent=2))
@@ -323,6 +333,16 @@ def cmd_predict(args) -> int:
         print(f"reference: {answer['reference_text']}")
         print(f"{answer.get('error_label', 'relative error (d1)')}: {answer['error']}")
     return 0
+
+
+def trained_on_rows(rows: int):
+    """Whether a bundled model was trained on matrices of ``rows`` rows (models with no size: yes)."""
+    from linalgformer.bundled import trained_dims
+
+    def fits(path: Path) -> bool:
+        low, high = trained_dims(path)
+        return not high or low <= rows <= high
+    return fits
 
 
 def cmd_reproduce(args) -> int:

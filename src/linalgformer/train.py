@@ -70,13 +70,26 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively here: a GPU that supports bf16, or a CPU that oneDNN runs
+    bf16 on (AVX-512 and newer). Elsewhere (e.g. AVX2-only CPUs) bf16 is emulated, ~100x slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp32":
         return None
     if precision == "auto":
-        bf16_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16_gpu else None
+        return torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else None
     if precision == "bf16":
+        if not bf16_is_fast(device):
+            warnings.warn(f"precision bf16 on a {device.type} without native bf16 matmuls runs far slower "
+                          "than fp32 here (precision auto picks fp32).", stacklevel=2)
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
