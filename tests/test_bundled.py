@@ -13,7 +13,7 @@ def test_bundled_models_listed_with_accuracy(capsys):
     for path in models.values():
         card = model_card(path)
         score = (card["accuracy"] or {}).get("0.05") or card["metrics"][card["primary_metric"]]
-        assert score >= 0.9 and card["test_count"] >= 1000
+        assert score >= 0.85 and card["test_count"] >= 1000
     assert main(["models"]) == 0
     assert "transpose-3x3" in capsys.readouterr().out
 
@@ -79,3 +79,18 @@ def test_evaluate_takes_a_bundled_model(capsys):
     assert main(["evaluate", "transpose-3x3", "--count", "50", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["accuracy"]["0.05"] >= 0.9
+
+
+def test_bundled_charton_cards_tell_the_truth(capsys):
+    """Each Charton card's accuracy at 5% is what `evaluate` measures now, within sampling noise."""
+    import math
+
+    for name, path in bundled_models().items():
+        card = model_card(path)
+        if card.get("family", "charton") != "charton":
+            continue
+        count = 200
+        assert main(["evaluate", name, "--count", str(count), "--seed", str(card["test_seed"]), "--json"]) == 0
+        measured = json.loads(capsys.readouterr().out)["accuracy"]["0.05"]
+        p = card["accuracy"]["0.05"]
+        assert abs(measured - p) <= 4 * math.sqrt(p * (1 - p) / count) + 0.02, (name, measured, p)

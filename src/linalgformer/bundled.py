@@ -51,8 +51,8 @@ def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None 
         raise UserError(f"no bundled {name_or_path} model fits this question (bundled for "
                         f"{name_or_path}: {', '.join(candidates)}); name one of them.")
     known = ", ".join(models) or "none"
-    raise UserError(f"{name_or_path} is neither a run directory, a bundled model nor the problem of "
-                    f"one (bundled: {known}).")
+    raise UserError(f"{name_or_path} does not exist: it is neither a run directory, a bundled model nor "
+                    f"the problem of one (bundled: {known}).")
 
 
 def model_card(path: Path) -> dict:
