@@ -33,7 +33,11 @@ EIGEN = {"family": "charton",
 EIGVEC = {"family": "charton",  # FP15 in, P1000 out: the model reads out 1,306 of 30,307 tokens
           "problem": {"name": "eigenvectors", "dim": 5, "input_encoding": "FP15", "output_encoding": "P1000"},
           "model": {"enc_layers": 6, "dec_layers": 1, "width": 512, "heads": 8, "ffn_ratio": 4.0}}
-PRESETS = {"reference": REFERENCE, "eigen": EIGEN, "eigvec": EIGVEC}
+MIXED = {"family": "charton",  # sizes 5..15 in one batch: sources of 27..227 tokens (the eigenvalues-5-15 preset)
+         "problem": {"name": "eigenvalues", "min_dim": 5, "max_dim": 15, "dim": 15, "input_encoding": "FP15",
+                     "output_encoding": "P1000"},
+         "model": {"enc_layers": 6, "dec_layers": 1, "width": 512, "heads": 8, "ffn_ratio": 4.0}}
+PRESETS = {"reference": REFERENCE, "eigen": EIGEN, "eigvec": EIGVEC, "mixed": MIXED}
 
 
 def set_threads(threads: int) -> None:

@@ -12,8 +12,13 @@ For each configuration and precision, in one process and interleaved round by ro
   asks for the fused kernel since it measured faster here; these rows show what it buys);
 * ``ours -answer-readout (before)`` (``eigvec`` only: FP15 in, P1000 out): the model reading out
   all 30,307 vocabulary tokens, as before it read out only the 1,306 an answer can contain;
+* ``ours -length_buckets (before)`` (``mixed`` only: sizes 5..15 in one batch): the batch run
+  as one block padded to its longest example, as before ``train.length_buckets`` ran it as chunks
+  of similar length;
 * with ``--ablate`` (bf16 only): ``ours -fp32_attn (before)``, the model with its
   ``fp32_cpu_attention`` switch off, i.e. the attention as it ran before that change;
+* with ``--ablate`` (fixed-size configurations): ``ours -skip_full_masks (before)``, attention
+  given the all-True key-padding mask, as before the model dropped masks that hide nothing;
 * with ``--compile``: ``ours +compile``, the trainer with ``train.compile: true`` (``torch.compile``
   of the model; the warm-up steps pay for compiling).
 
@@ -101,12 +106,11 @@ def plain_stepper(experiment, config, device: torch.device, dtype):
 # ---------------------------------------------------------------------------------- our stack
 
 def set_switches(model, switches: dict) -> None:
-    """Set the speed switches of every attention block of ``model``."""
-    from linalgformer.models.seq2seq import Attention
-
+    """Set the speed switches (``fp32_cpu_attention`` of every attention block, ``skip_full_masks``
+    of the model) wherever ``model`` has them."""
     for module in model.modules():
-        if isinstance(module, Attention):
-            for name, value in switches.items():
+        for name, value in switches.items():
+            if hasattr(module, name):
                 setattr(module, name, value)
 
 
@@ -116,8 +120,9 @@ def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switc
     from linalgformer.train import lr_factor
 
     switches = dict(switches or {})
-    if switches.pop("compile", False):  # train.compile: the trainer wraps the model in torch.compile
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True))
+    train_changes = {k: switches.pop(k) for k in TRAIN_SWITCHES if k in switches}
+    if train_changes:  # e.g. train.compile: the trainer wraps the model in torch.compile
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **train_changes))
     experiment, trainer = common.build_trainer(config, device, full_readout=switches.pop("full_readout", False))
     set_switches(trainer.model, switches)
     if unfused_adam:  # the trainer before it asked for fused Adam: same hyper-parameters, foreach kernels
@@ -133,12 +138,19 @@ OURS = {"ours": (False, {}), "ours -fused-adam (before)": (True, {})}
 ABLATIONS = {"ours -fp32_attn (before)": (False, {"fp32_cpu_attention": False})}
 READOUT = {"ours -answer-readout (before)": (False, {"full_readout": True})}
 COMPILED = {"ours +compile": (False, {"compile": True})}
+UNMASKED = {"ours -skip_full_masks (before)": (False, {"skip_full_masks": False})}
+BUCKETS = {"ours -length_buckets (before)": (False, {"length_buckets": 1})}
+TRAIN_SWITCHES = ("compile", "length_buckets")  # switches that are train-config fields
 
 
 def variants_for(args, precision: str, name: str = "") -> dict:
     chosen = dict(OURS) if args.fused else {"ours": OURS["ours"]}
     if args.ablate and precision != "fp32":  # the switch does nothing in fp32
         chosen.update(ABLATIONS)
+    if args.ablate and name != "mixed":  # no padded source in a fixed-size batch: the mask is dropped
+        chosen.update(UNMASKED)
+    if name == "mixed":  # the only configuration whose lengths vary within a batch
+        chosen.update(BUCKETS)
     if name == "eigvec":  # the only configuration whose answers use fewer tokens than the vocabulary
         chosen.update(READOUT)
     if args.compile:
@@ -186,7 +198,7 @@ def measure_config(name: str, args, device: torch.device, peaks: dict) -> list[d
                                                                            PRECISIONS[precision]),
                                                 args.batch, device)
         labels[f"plain/{precision}"] = ("plain", precision)
-    rounds = args.rounds if name == "reference" else args.eigen_rounds  # eigen, eigvec: slow steps
+    rounds = args.rounds if name == "reference" else args.eigen_rounds  # eigen, eigvec, mixed: slow steps
     log = (lambda msg: print(f"  [{name}] {msg}", file=sys.stderr)) if args.verbose else None
     times = common.interleaved(steps, rounds, args.per_round, args.warmup, device, log)
     base32 = "plain/fp32" if "plain/fp32" in times else next(iter(times))
@@ -323,12 +335,12 @@ def run_profile(args, device: torch.device) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="reference,eigen", help="comma-separated: reference, eigen, eigvec")
+    parser.add_argument("--configs", default="reference,eigen", help="comma-separated: reference, eigen, eigvec, mixed")
     parser.add_argument("--precisions", default="auto",
                         help="comma-separated: fp32, bf16; auto: fp32, and bf16 where it is native (bf16_is_fast)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (reference config)")
-    parser.add_argument("--eigen-rounds", type=int, default=2, help="timed rounds (eigen config)")
+    parser.add_argument("--eigen-rounds", type=int, default=2, help="timed rounds (eigen, eigvec, mixed configs)")
     parser.add_argument("--per-round", type=int, default=2, help="steps per variant per round")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant")
     parser.add_argument("--no-fused", dest="fused", action="store_false", help="skip the ours -fused-adam (before) rows")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import socket
@@ -113,36 +114,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, out_dir):
+def _ddp_worker(rank, world, port, out_dir, mixed):
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
-    experiment, batch = _model_and_batch()
+    experiment, batch = _model_and_batch(mixed)
     torch.manual_seed(0)
     model = torch.nn.parallel.DistributedDataParallel(experiment.build_model())
-    half = {k: v[rank * 8:(rank + 1) * 8] for k, v in batch.items()}
-    experiment.loss(model, half).backward()
+    experiment.loss(model, _half(batch, rank)).backward()
     if rank == 0:
         torch.save({n: p.grad for n, p in model.module.named_parameters()}, os.path.join(out_dir, "ddp.pt"))
     dist.destroy_process_group()
 
 
-def _model_and_batch():
-    experiment = build_experiment(tiny_config())
+def _half(batch, rank):
+    return {k: v[rank * 8:(rank + 1) * 8] for k, v in batch.items()}
+
+
+def _model_and_batch(mixed=False):
+    config = tiny_config()
+    if mixed:  # sizes 2..4: each process runs its half as several chunks of similar length
+        problem = dataclasses.replace(config.problem, min_dim=2, max_dim=4, dim=4)
+        config = dataclasses.replace(config, problem=problem)
+    experiment = build_experiment(config)
     return experiment, experiment.sample_batch(np.random.default_rng(7), 16)
 
 
-def test_ddp_gloo_gradients_match_single_process(tmp_path):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("mixed", [False, True], ids=["one-size", "mixed-sizes-chunked"])
+def test_ddp_gloo_gradients_match_single_process(tmp_path, mixed):
+    """DDP's gradient is the mean of each process's gradient on its half of the batch."""
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), mixed), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
-    experiment, batch = _model_and_batch()
-    torch.manual_seed(0)
-    model = experiment.build_model()
-    experiment.loss(model, batch).backward()
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6)
+    experiment, batch = _model_and_batch(mixed)
+    assert (len(set(batch["src_len"].tolist())) > 1) == mixed
+    grads = []
+    for rank in range(2):
+        torch.manual_seed(0)
+        model = experiment.build_model()
+        experiment.loss(model, _half(batch, rank)).backward()
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(ddp[name], (grad + grads[1][name]) / 2, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -48,6 +48,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that support it, else fp32)
     workers: int = 0  # data-generation worker processes (0: in the training process)
     compile: bool = False  # torch.compile the model
+    length_buckets: int = 4  # charton, mixed sizes: run each batch as this many chunks of similar length (1: off)
     threads: int = 0  # torch CPU threads (0: torch's default)
     device: str = "auto"  # auto | cpu | cuda
 

@@ -66,10 +66,24 @@ class Experiment(BaseExperiment):
                 "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
-        tgt = batch["tgt_ids"]
-        logits = model(batch["src_ids"], batch["src_len"], tgt[:, :-1])  # (B, T-1, K): K answer tokens
+        """Mean token cross-entropy over the batch's answer tokens.
+
+        When lengths vary (mixed sizes), the batch is sorted by length and run as
+        ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
+        loss and gradient as the padded batch, without computing the padding."""
+        chunks = length_chunks(batch["src_len"], batch["tgt_len"], self.config.train.length_buckets)
+        if chunks is None:
+            return self._token_loss(model, batch["src_ids"], batch["src_len"], batch["tgt_ids"], "mean")
+        total = sum(self._token_loss(model, batch["src_ids"][idx, : int(batch["src_len"][idx].max())],
+                                     batch["src_len"][idx], batch["tgt_ids"][idx, : int(batch["tgt_len"][idx].max())],
+                                     "sum") for idx in chunks)
+        return total / (batch["tgt_len"] - 1).sum()
+
+    def _token_loss(self, model, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+                    reduction: str) -> torch.Tensor:
+        logits = model(src, src_len, tgt[:, :-1])  # (B, T-1, K): K answer tokens
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
-                               ignore_index=-100)
+                               ignore_index=-100, reduction=reduction)
 
     def answer_ids(self) -> list[int]:
         """The token ids the model reads out: :func:`answer_token_ids`, or every id when
@@ -131,15 +145,16 @@ class Experiment(BaseExperiment):
         check_fits(model, src, problem, examples)
         max_len = problem.max_output_length(max(examples.dims)) + 2
         model.eval()
-        out: list[list[int]] = []
+        order = np.argsort(src.lengths, kind="stable")  # batches of similar sizes: less padding, earlier stops
+        out: list[list[int]] = [[] for _ in range(len(examples))]
         for start in range(0, len(examples), EVAL_BATCH):
-            ids = torch.from_numpy(src.ids[start:start + EVAL_BATCH].astype(np.int64)).to(device)
-            lens = torch.from_numpy(src.lengths[start:start + EVAL_BATCH].astype(np.int64)).to(device)
+            rows = order[start:start + EVAL_BATCH]
+            ids = torch.from_numpy(src.ids[rows].astype(np.int64)).to(device)
+            lens = torch.from_numpy(src.lengths[rows].astype(np.int64)).to(device)
             ids = ids[:, : int(lens.max())]
-            if beam > 1:
-                out.extend(beam_search(model, ids, lens, max_len, beam=beam))
-            else:
-                out.extend(greedy(model, ids, lens, max_len))
+            decoded = beam_search(model, ids, lens, max_len, beam=beam) if beam > 1 else greedy(model, ids, lens, max_len)
+            for row, tokens in zip(rows, decoded):
+                out[row] = tokens
         return out
 
     def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
@@ -160,6 +175,15 @@ class Experiment(BaseExperiment):
                 "prediction_text": " ".join(problem.vocab.to_strings(pred[0])) if decoded is None
                 else np.array2string(np.asarray(decoded), precision=4, suppress_small=True),
                 "reference_text": np.array2string(np.asarray(reference), precision=4, suppress_small=True)}
+
+
+def length_chunks(src_len: torch.Tensor, tgt_len: torch.Tensor, buckets: int) -> list[torch.Tensor] | None:
+    """Row indices of up to ``buckets`` chunks of similar length (sorted by source, then answer
+    length), or None when one padded batch wastes nothing (all lengths equal) or ``buckets`` <= 1."""
+    if buckets <= 1 or (bool((src_len == src_len[0]).all()) and bool((tgt_len == tgt_len[0]).all())):
+        return None
+    order = torch.argsort(src_len * (int(tgt_len.max()) + 1) + tgt_len, stable=True)
+    return [idx for idx in order.tensor_split(min(buckets, len(order))) if len(idx)]
 
 
 def take(seq: Sequences, index: np.ndarray) -> Sequences:
