@@ -42,7 +42,8 @@ def result_row(result: dict[str, Any]) -> list[Any] | None:
     where = result.get("machine") or {}
     device = f"{where.get('device', '?')}, {where.get('torch_threads', '?')} thr"
     name = result.get("name", "?") + (" --quick" if result.get("quick") else "")
-    return [name, problem["name"], size, coders, f"{model['enc_layers']}+{model['dec_layers']} x {model['width']}",
+    return [name, problem["name"], size, coders, f"{model['enc_layers']}+{model['dec_layers']} x {model['width']}"
+            + (", sin. pos." if model.get("positions") == "sinusoidal" else ""),
             f"{last.get('examples', 0):,}", f"{last.get('elapsed', float('nan')):.0f}",
             f"{100 * metrics['acc@0.05']:.1f}%", f"{100 * metrics['acc@0.01']:.1f}%", device]
 

@@ -320,11 +320,12 @@ def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
 
 
 def describe_model(config) -> str:
-    """e.g. "5x5 transpose, P1000 -> P1000, 1+1 layers x 256, 8 heads"."""
+    """e.g. "5x5 transpose, P1000 -> P1000, 1+1 layers x 256, 8 heads, learned positions"."""
     p, m = config.problem, config.model
     size = f"{p.dim}x{p.dim}" if not (p.min_dim and p.max_dim and p.min_dim != p.max_dim) else f"{p.min_dim}..{p.max_dim}"
     coders = f"{p.input_encoding or p.encoding} -> {p.output_encoding or p.encoding}"
-    return f"{size} {p.name}, {coders}, {m.enc_layers}+{m.dec_layers} layers x {m.width}, {m.heads} heads"
+    return (f"{size} {p.name}, {coders}, {m.enc_layers}+{m.dec_layers} layers x {m.width}, {m.heads} heads, "
+            f"{m.positions} positions")
 
 
 def config_title(name: str, protocol: dict) -> str:
