@@ -57,18 +57,25 @@ def test_chunks_cover_the_batch_sorted_by_length():
     assert length_chunks(same, same, 4) is None  # nothing to save: one batch
 
 
-def test_sorted_evaluation_returns_predictions_in_the_examples_order():
-    """Decoding sorts by length; each prediction must come back to its own example: shuffling the
-    examples shuffles the predictions the same way, and each answers its own question's size."""
+def test_sorted_evaluation_returns_predictions_in_the_examples_order(monkeypatch):
+    """Decoding sorts by length, in several batches; each prediction must come back to its own
+    example: shuffling the examples shuffles the predictions the same way."""
+    from linalgformer.experiments import charton
     from linalgformer.problems.charton import subset
 
+    monkeypatch.setattr(charton, "EVAL_BATCH", 7)  # 40 examples: six batches of mixed sizes
     experiment = mixed_experiment(4)
     torch.manual_seed(1)
-    model = experiment.build_model().eval()
+    model = experiment.build_model()
+    with torch.no_grad():  # weights large enough that the answer depends on the question
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, (2.0 / p.shape[1]) ** 0.5)
+    model.eval()
     examples = experiment.problem.sample(np.random.default_rng(3), 40)
     cpu = torch.device("cpu")
     preds = experiment.predict(model, experiment.problem, examples, cpu)
+    assert len(set(map(tuple, preds))) > 20 and len(set(examples.dims)) > 1
     perm = np.random.default_rng(0).permutation(len(examples))
     shuffled = experiment.predict(model, experiment.problem, subset(examples, perm), cpu)
     assert shuffled == [preds[i] for i in perm]
-    assert len(set(examples.dims)) > 1

@@ -1,4 +1,5 @@
 import dataclasses
+import datetime
 import json
 import os
 import socket
@@ -13,7 +14,7 @@ from linalgformer import checkpoint as ckpt
 from linalgformer.errors import UserError
 from linalgformer.experiment import build_experiment
 from linalgformer.tracking import read_metrics
-from linalgformer.train import train_run
+from linalgformer.train import train_run, wrap_ddp
 from tests.helpers import tiny_config
 
 
@@ -43,6 +44,34 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     finals = [r["step"] for r in read_metrics(tmp_path / "split") if r["kind"] == "final"]
     assert finals == [20]  # the step-10 final record went when the run went on
+
+
+def test_a_run_from_before_length_buckets_resumes_as_it_started(tmp_path):
+    """A config.json without train.length_buckets (written before it existed) resumes unchunked,
+    the way it was trained: the same losses and weights as an uninterrupted unchunked run."""
+    def mixed(**train):
+        config = tiny_config(**train)
+        return dataclasses.replace(config, problem=dataclasses.replace(config.problem, min_dim=2, max_dim=4, dim=4))
+
+    train_run(mixed(max_steps=12, length_buckets=1), tmp_path / "whole", progress=False)
+    train_run(mixed(max_steps=6, decay_steps=12, length_buckets=1), tmp_path / "old", progress=False)
+    config_file = tmp_path / "old" / ckpt.CONFIG
+    old = json.loads(config_file.read_text())
+    del old["train"]["length_buckets"]
+    config_file.write_text(json.dumps(old))
+    train_run(mixed(max_steps=12, decay_steps=12), tmp_path / "old", progress=False)  # today's default: 4
+    assert train_losses(tmp_path / "whole") == train_losses(tmp_path / "old")
+    assert json.loads(config_file.read_text())["train"]["length_buckets"] == 1
+
+
+def test_resume_between_two_log_records_logs_the_same_means(tmp_path):
+    """A run stopped at step 7 (a time limit can stop it anywhere) and resumed logs, at step 10, the
+    mean loss of steps 6-10, as the uninterrupted run does: the pending window is checkpointed."""
+    train_run(tiny_config(max_steps=15), tmp_path / "whole", progress=False)
+    train_run(tiny_config(max_steps=7, decay_steps=15), tmp_path / "split", progress=False)
+    train_run(tiny_config(max_steps=15, decay_steps=15), tmp_path / "split", progress=False)
+    assert [s for s, _ in train_losses(tmp_path / "whole")] == [5, 10, 15]
+    assert train_losses(tmp_path / "whole") == train_losses(tmp_path / "split")
 
 
 def test_rerunning_a_finished_run_keeps_one_final_record(tmp_path):
@@ -118,11 +147,12 @@ def _ddp_worker(rank, world, port, out_dir, mixed):
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # a short timeout: processes whose collectives pair up wrongly fail within a minute, not hang
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60))
     torch.set_num_threads(1)
     experiment, batch = _model_and_batch(mixed)
     torch.manual_seed(0)
-    model = torch.nn.parallel.DistributedDataParallel(experiment.build_model())
+    model = wrap_ddp(experiment.build_model(), torch.device("cpu"))  # as the trainer wraps it
     experiment.loss(model, _half(batch, rank)).backward()
     if rank == 0:
         torch.save({n: p.grad for n, p in model.module.named_parameters()}, os.path.join(out_dir, "ddp.pt"))
@@ -135,11 +165,19 @@ def _half(batch, rank):
 
 def _model_and_batch(mixed=False):
     config = tiny_config()
-    if mixed:  # sizes 2..4: each process runs its half as several chunks of similar length
-        problem = dataclasses.replace(config.problem, min_dim=2, max_dim=4, dim=4)
-        config = dataclasses.replace(config, problem=problem)
-    experiment = build_experiment(config)
-    return experiment, experiment.sample_batch(np.random.default_rng(7), 16)
+    if not mixed:
+        experiment = build_experiment(config)
+        return experiment, experiment.sample_batch(np.random.default_rng(7), 16)
+    # sizes 2..4, rows arranged so that process 0's half has one size (one forward, no chunks) and
+    # process 1's half all sizes (several chunks, several forwards): the processes must not deadlock
+    problem = dataclasses.replace(config.problem, min_dim=2, max_dim=4, dim=4)
+    experiment = build_experiment(dataclasses.replace(config, problem=problem))
+    pool = experiment.sample_batch(np.random.default_rng(7), 64)
+    lengths = pool["src_len"].numpy()
+    same = np.flatnonzero(lengths == lengths.max())[:8]
+    mixed_rows = np.concatenate([np.flatnonzero(lengths == v)[:3] for v in np.unique(lengths)])[:8]
+    rows = torch.from_numpy(np.concatenate([same, mixed_rows]))
+    return experiment, {k: v[rows] for k, v in pool.items()}
 
 
 @pytest.mark.parametrize("mixed", [False, True], ids=["one-size", "mixed-sizes-chunked"])
@@ -148,7 +186,8 @@ def test_ddp_gloo_gradients_match_single_process(tmp_path, mixed):
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), mixed), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     experiment, batch = _model_and_batch(mixed)
-    assert (len(set(batch["src_len"].tolist())) > 1) == mixed
+    assert (len(set(batch["src_len"][8:].tolist())) > 1) == mixed
+    assert len(set(batch["src_len"][:8].tolist())) == 1
     grads = []
     for rank in range(2):
         torch.manual_seed(0)

@@ -36,9 +36,12 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
                         label=f"{Path(run_dir).name} ({key})")
     ax_loss.set(xlabel="examples seen", ylabel="training loss", yscale="log", title="loss")
     ax_acc.set(xlabel="examples seen", ylabel="validation metric", title="validation")
+    from matplotlib.ticker import EngFormatter
+
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 40k, 1.2M: labels that do not run together
     fig.tight_layout()
     return save(fig, out)
 

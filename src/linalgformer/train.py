@@ -42,6 +42,9 @@ from linalgformer.tracking import MetricLogger, progress_bar
 # Train-section fields that may change when a run is resumed (they do not alter the trajectory).
 EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval_every", "log_every",
               "checkpoint_every", "workers", "compile", "threads", "device"}
+# Train-section fields added after runs existed, with the behaviour such a run was trained with: a
+# run whose config.json lacks one resumes with that value, so that it goes on as it started.
+BEHAVIOUR_BEFORE = {"length_buckets": 1}
 VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
 
 
@@ -202,6 +205,9 @@ def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
         if old.get(section) != new[section]:
             raise UserError(f"{run_dir} was trained with a different {section} ({_first_difference(old.get(section), new[section])}); "
                             "use a new --out directory.")
+    for key, before in BEHAVIOUR_BEFORE.items():
+        if key not in old.get("train", {}):
+            new["train"][key] = before
     for key, value in new["train"].items():
         if key == "decay_steps" and "decay_steps" in old.get("train", {}):
             new["train"][key] = old["train"][key]
@@ -217,6 +223,15 @@ def _first_difference(old: Any, new: Any) -> str:
             if old.get(key) != new.get(key):
                 return f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
     return f"{old!r} before, {new!r} now"
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel without buffer broadcasts: the models' buffers are constants (output
+    ids, position tables), and a broadcast per forward would pair up wrongly, and deadlock, when
+    processes run different numbers of forwards in a step (Charton's length-sorted chunks are
+    decided per process, from its own rows)."""
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
@@ -269,7 +284,9 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(self.model, train)
         fp16 = self.rt.autocast_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.rt.device.type) if fp16 else None
-        self.state = {"step": 0, "examples": 0, "elapsed": 0.0, "skipped": 0}
+        # window_losses: the losses since the last train record, so that a run resumed between two
+        # records logs the same mean as an uninterrupted one
+        self.state = {"step": 0, "examples": 0, "elapsed": 0.0, "skipped": 0, "window_losses": []}
         if ckpt.has_checkpoint(self.run_dir):
             self.state.update({k: v for k, v in restore(self.run_dir, self.model, self.optimizer,
                                                         self.scheduler, self.scaler).items()
@@ -277,10 +294,10 @@ class Trainer:
         elif train.init_from:
             init_weights(self.model, Path(train.init_from))
         self.logger.truncate_after(self.state["step"])
+        self.window = Window(self.state["window_losses"])
         self.net = self.model
         if self.rt.distributed:
-            ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.net = wrap_ddp(self.model, self.rt.device)
         if train.compile:
             self.net = torch.compile(self.net)
 
@@ -333,7 +350,8 @@ class Trainer:
 
     def save(self, start_time: float) -> None:
         if self.rt.main:
-            progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time)
+            progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time,
+                            window_losses=list(self.window.losses))
             ckpt.save_checkpoint(self.run_dir, self.config, self.model,
                                  snapshot(progress, self.optimizer, self.scheduler, self.scaler))
 
@@ -342,7 +360,7 @@ class Trainer:
         start = time.time()
         data = batch_stream(self.experiment, train, self.rt, self.state["step"])
         bar = progress_bar(train.max_steps, self.state["step"], enabled=self.progress_enabled and self.rt.main)
-        window = Window()
+        window = self.window
         metrics = None
         while not self.should_stop(start, metrics):
             batch = to_device(next(data), self.rt.device)
@@ -384,8 +402,9 @@ class Trainer:
 class Window:
     """Running loss and throughput between two log records."""
 
-    def __init__(self):
+    def __init__(self, losses: list[float] = ()):
         self.reset()
+        self.losses = [float(x) for x in losses]  # carried over from before a resume
         self.last_loss = math.nan
 
     def reset(self):

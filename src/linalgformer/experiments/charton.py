@@ -71,7 +71,8 @@ class Experiment(BaseExperiment):
         When lengths vary (mixed sizes), the batch is sorted by length and run as
         ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
         loss and gradient as the padded batch, without computing the padding."""
-        chunks = length_chunks(batch["src_len"], batch["tgt_len"], self.config.train.length_buckets)
+        buckets = 1 if self.config.model.encoder_only else self.config.train.length_buckets  # reads out source positions
+        chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
         if chunks is None:
             return self._token_loss(model, batch["src_ids"], batch["src_len"], batch["tgt_ids"], "mean")
         total = sum(self._token_loss(model, batch["src_ids"][idx, : int(batch["src_len"][idx].max())],
