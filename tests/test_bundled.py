@@ -94,3 +94,17 @@ def test_bundled_charton_cards_tell_the_truth(capsys):
         measured = json.loads(capsys.readouterr().out)["accuracy"]["0.05"]
         p = card["accuracy"]["0.05"]
         assert abs(measured - p) <= 4 * math.sqrt(p * (1 - p) / count) + 0.02, (name, measured, p)
+
+
+def test_predict_warns_about_questions_outside_the_training_data(capsys):
+    """An exact 0 (P1000 writes it with the exponent token E0, which entries uniform on +-10 never
+    use) or an entry beyond +-10 is outside what the model saw: the answer comes with a warning."""
+    inside = "[[2,1,0.5],[1,3,1],[0.5,1,4]]"
+    assert main(["predict", "eigenvalues-3x3", "--matrix", inside, "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["unseen_tokens"] == [] and "warning" not in out.err
+    for outside, tokens in (("[[2,1,0],[1,3,1],[0,1,4]]", ["0", "E0"]), ("[[2,1,500],[1,3,1],[500,1,4]]", ["E0"])):
+        assert main(["predict", "eigenvalues-3x3", "--matrix", outside, "--json"]) == 0
+        out = capsys.readouterr()
+        assert json.loads(out.out)["unseen_tokens"] == tokens
+        assert "never occur in this model's training data" in out.err and "Traceback" not in out.err

@@ -326,6 +326,8 @@ def cmd_predict(args) -> int:
     matrix = parse_matrix(read_matrix_text(args))
     config, experiment, model = load_run(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])))
     answer = experiment.answer(model, matrix, beam=args.beam)
+    if answer.get("warning"):
+        print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps({k: v for k, v in answer.items() if not k.endswith("_text")}, indent=2))
     else:

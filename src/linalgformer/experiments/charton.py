@@ -158,6 +158,14 @@ class Experiment(BaseExperiment):
                 out[row] = tokens
         return out
 
+    def unseen_tokens(self, src: Sequences, sample: int = 4096) -> list[str]:
+        """The tokens of ``src`` that none of ``sample`` training questions (drawn from the training
+        distribution, seed 0) contains: a sign that the question lies outside what the model saw."""
+        seen = self.problem.encode(self.problem.sample(np.random.default_rng(0), sample))[0]
+        known = set(np.unique(seen.ids[seen.ids != self.vocab.pad_id]).tolist())
+        ids = src.ids[0, : int(src.lengths[0])].tolist()
+        return [self.vocab.to_strings([i])[0] for i in dict.fromkeys(ids) if i not in known]
+
     def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
         """The model's answer for one user matrix, beside numpy's, with the verifier's error."""
         problem = self.problem
@@ -169,13 +177,21 @@ class Experiment(BaseExperiment):
         decoded = problem.decode_output(pred[0])
         reference = problem.reference(examples)[0]
         error = float(scores.d1[0]) if np.isfinite(scores.d1[0]) else None
-        return {"problem": problem.name,
+        unseen = self.unseen_tokens(problem.encode(examples)[0])
+        return {"problem": problem.name, "unseen_tokens": unseen,
+                "warning": unseen_warning(unseen, self.config.problem) if unseen else None,
                 "prediction": None if decoded is None else np.asarray(decoded).tolist(),
                 "reference": np.asarray(reference).tolist(), "error": error,
                 "valid": bool(scores.valid[0]),
                 "prediction_text": " ".join(problem.vocab.to_strings(pred[0])) if decoded is None
                 else np.array2string(np.asarray(decoded), precision=4, suppress_small=True),
                 "reference_text": np.array2string(np.asarray(reference), precision=4, suppress_small=True)}
+
+
+def unseen_warning(tokens: list[str], problem) -> str:
+    return (f"the question holds tokens that never occur in this model's training data ({', '.join(tokens)}): "
+            f"e.g. an exact 0 or an entry outside the trained range (coefficients {problem.coefficients} on "
+            f"+-{problem.bound:g}); its answer may be unreliable.")
 
 
 def length_chunks(src_len: torch.Tensor, tgt_len: torch.Tensor, buckets: int) -> list[torch.Tensor] | None:
