@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 BENCH_LOCK := $(shell command -v flock >/dev/null 2>&1 && echo flock /tmp/linalgformer-train.lock)
 bench: $(STAMP)
 	$(PY) benchmarks/generate.py --count 2048 --repeats 2
-	$(BENCH_LOCK) $(PY) benchmarks/train.py --rounds 2 --per-round 1 --eigen-rounds 1
+	$(BENCH_LOCK) $(PY) benchmarks/train.py --configs reference,eigen,mixed --rounds 2 --per-round 1 --eigen-rounds 1
 	$(BENCH_LOCK) $(PY) benchmarks/decoding.py --rounds 1
 
 clean:

@@ -17,6 +17,8 @@ def test_vector_is_one_row():
 @pytest.mark.parametrize("text, word", [
     ("", "empty"), ("   ", "empty"), ("[[1,2],[3]]", "ragged"), ("1 2; 3", "ragged"),
     ("[[1,NaN]]", "finite"), ("1 nan; 2 3", "finite"), ("1 inf; 2 3", "finite"),
+    ("[[1,nan],[2,3]]", "finite"), ("[[1,-inf],[2,3]]", "finite"), ("[[1,-Infinity],[2,3]]", "finite"),
+    ("[[1,nano],[2,3]]", "not valid"),
     ("1 x; 2 3", "not a number"), ("[[1,[2]]]", "not a number"), ("[[1e300, 1]]", "too large"),
     ("[[1,2]", "not valid"), ('{"a": 1}', "not a number"), ("[[true, 1]]", "not a number"), ("[]", "no entries"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 
@@ -26,7 +27,13 @@ def parse_matrix(text: str) -> np.ndarray:
     return _check(rows)
 
 
+# Python's and numpy's spellings of non-finite numbers, which JSON lacks: read them so that the
+# matrix is refused for holding them, not for its syntax.
+NON_FINITE_WORDS = re.compile(r"(?<![\w.])([+-]?)(nan|inf|infinity)(?![\w.])", re.IGNORECASE)
+
+
 def _json_rows(text: str) -> list[list]:
+    text = NON_FINITE_WORDS.sub(lambda m: "NaN" if m[2].lower() == "nan" else f"{m[1]}Infinity", text)
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):  # bad JSON, nesting too deep, an integer of 4300+ digits
