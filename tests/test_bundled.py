@@ -108,3 +108,11 @@ def test_predict_warns_about_questions_outside_the_training_data(capsys):
         out = capsys.readouterr()
         assert json.loads(out.out)["unseen_tokens"] == tokens
         assert "never occur in this model's training data" in out.err and "Traceback" not in out.err
+
+
+def test_evaluate_notes_sizes_outside_training(capsys):
+    assert main(["evaluate", "transpose-3x3", "--dim", "3,4", "--count", "8", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "trained on 3x3 matrices; 4x4 is outside them" in err
+    assert main(["evaluate", "transpose-3x3", "--dim", "3", "--count", "8", "--json"]) == 0
+    assert "outside" not in capsys.readouterr().err

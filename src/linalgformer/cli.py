@@ -297,13 +297,31 @@ def cmd_evaluate(args) -> int:
     positive("beam", args.beam, 64)
     device = pick_device(args.device)
     config, experiment, model = load_run(resolve_model(args.run_dir), device)
+    dims = parse_dims(args.dim)
+    note_untrained_sizes(config.problem, dims)
     metrics = experiment.evaluate(model, args.count, args.seed, device, distribution=args.distribution,
-                                  dims=parse_dims(args.dim), beam=args.beam, predictions=args.save_predictions)
+                                  dims=dims, beam=args.beam, predictions=args.save_predictions)
     if args.json:
         print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
     else:
         print(evaluation_table(metrics))
     return 0
+
+
+def note_untrained_sizes(problem, dims: list[int] | None) -> None:
+    """A note on stderr when ``--dim`` asks for sizes the model was not trained on (a fair question:
+    an out-of-distribution test, as in Charton's retraining experiments)."""
+    trained = getattr(problem, "min_dim", None), getattr(problem, "max_dim", None), getattr(problem, "dim", None)
+    if not dims or trained[2] is None:
+        return
+    low, high = trained[0] or trained[2], trained[1] or trained[2]
+    outside = [d for d in dims if not low <= d <= high]
+    if outside:
+        span = f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
+        print(f"linalgformer: note: this model was trained on {span} matrices; "
+              f"{', '.join(f'{d}x{d}' for d in outside)} {'is' if len(outside) == 1 else 'are'} outside them "
+              "(an out-of-distribution test).",
+              file=sys.stderr)
 
 
 def read_matrix_text(args) -> str:
