@@ -17,8 +17,6 @@ For each configuration and precision, in one process and interleaved round by ro
   of similar length;
 * with ``--ablate`` (bf16 only): ``ours -fp32_attn (before)``, the model with its
   ``fp32_cpu_attention`` switch off, i.e. the attention as it ran before that change;
-* with ``--ablate`` (fixed-size configurations): ``ours -skip_full_masks (before)``, attention
-  given the all-True key-padding mask, as before the model dropped masks that hide nothing;
 * with ``--compile``: ``ours +compile``, the trainer with ``train.compile: true`` (``torch.compile``
   of the model; the warm-up steps pay for compiling).
 
@@ -106,8 +104,8 @@ def plain_stepper(experiment, config, device: torch.device, dtype):
 # ---------------------------------------------------------------------------------- our stack
 
 def set_switches(model, switches: dict) -> None:
-    """Set the speed switches (``fp32_cpu_attention`` of every attention block, ``skip_full_masks``
-    of the model) wherever ``model`` has them."""
+    """Set the speed switches (e.g. ``fp32_cpu_attention`` of every attention block) wherever
+    ``model`` has them."""
     for module in model.modules():
         for name, value in switches.items():
             if hasattr(module, name):
@@ -138,7 +136,6 @@ OURS = {"ours": (False, {}), "ours -fused-adam (before)": (True, {})}
 ABLATIONS = {"ours -fp32_attn (before)": (False, {"fp32_cpu_attention": False})}
 READOUT = {"ours -answer-readout (before)": (False, {"full_readout": True})}
 COMPILED = {"ours +compile": (False, {"compile": True})}
-UNMASKED = {"ours -skip_full_masks (before)": (False, {"skip_full_masks": False})}
 BUCKETS = {"ours -length_buckets (before)": (False, {"length_buckets": 1})}
 TRAIN_SWITCHES = ("compile", "length_buckets")  # switches that are train-config fields
 
@@ -147,8 +144,6 @@ def variants_for(args, precision: str, name: str = "") -> dict:
     chosen = dict(OURS) if args.fused else {"ours": OURS["ours"]}
     if args.ablate and precision != "fp32":  # the switch does nothing in fp32
         chosen.update(ABLATIONS)
-    if args.ablate and name != "mixed":  # no padded source in a fixed-size batch: the mask is dropped
-        chosen.update(UNMASKED)
     if name == "mixed":  # the only configuration whose lengths vary within a batch
         chosen.update(BUCKETS)
     if name == "eigvec":  # the only configuration whose answers use fewer tokens than the vocabulary

@@ -1,7 +1,12 @@
 """Ship a trained run inside the package: `python scripts/bundle_model.py RUN_DIR NAME [--count K]`.
 
 Copies the weights, config and manifest (not the optimizer state) to src/linalgformer/bundled/NAME/
-and writes card.json with the accuracy measured here by `evaluate` on a fresh seeded test set."""
+and writes card.json with the accuracy measured here by `evaluate` on a fresh seeded test set.
+With --half the weights are stored in float16 (half the size; they load into the float32 model)
+and the card measures that stored copy.
+
+    python scripts/bundle_model.py runs/eig3x3 eigenvalues-3x3 --count 1000 --half
+    python scripts/bundle_model.py --rebundle eigenvalues-3x3 --half   # an already bundled model, re-measured"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
+from safetensors.torch import save_file
+
 from linalgformer import checkpoint as ckpt
 from linalgformer.bundled import BUNDLED_DIR
 from linalgformer.evaluate import evaluation_json
@@ -20,34 +27,57 @@ from linalgformer.tracking import read_metrics
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?")
     parser.add_argument("name")
+    parser.add_argument("--half", action="store_true", help="store float16 weights (the card measures them)")
+    parser.add_argument("--rebundle", action="store_true",
+                        help="NAME is already bundled: convert/re-measure it in place (no RUN_DIR)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--trained-with", default="", help="the command that trained the run (for the card)")
     args = parser.parse_args()
-    config, experiment, model = ckpt.load_run(args.run_dir)
+    target = BUNDLED_DIR / args.name
+    if args.rebundle:
+        card = json.loads((target / "card.json").read_text())
+    else:
+        card = {}
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.MANIFEST):
+            shutil.copy2(args.run_dir / name, target / name)
+    if args.half:
+        store_half(target)
+    config, experiment, model = ckpt.load_run(target)  # measure what ships
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
     primary = getattr(experiment, "primary_metric", "")
-    final = [r for r in read_metrics(args.run_dir) if r.get("kind") == "final"]
-    target = BUNDLED_DIR / args.name
-    target.mkdir(parents=True, exist_ok=True)
-    for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.MANIFEST):
-        shutil.copy2(args.run_dir / name, target / name)
+    final = [r for r in read_metrics(args.run_dir) if r.get("kind") == "final"] if args.run_dir else []
     problem = getattr(config.problem, "name", None) or getattr(config.problem, "task", config.family)
-    card = {"name": args.name, "family": config.family, "problem": problem,
+    new = {"name": args.name, "family": config.family, "problem": problem,
             "description": experiment.problem.describe() if hasattr(experiment, "problem") else "",
             "accuracy": metrics.get("accuracy"), "exact": metrics.get("exact"), "invalid": metrics.get("invalid"),
             "primary_metric": primary, "metrics": {k: v for k, v in metrics.items() if isinstance(v, float)},
             "test_count": args.count, "test_seed": 12345,
-            "examples_seen": final[-1]["examples"] if final else None,
-            "train_seconds": final[-1]["elapsed"] if final else None,
+            "examples_seen": final[-1]["examples"] if final else card.get("examples_seen"),
+            "train_seconds": final[-1]["elapsed"] if final else card.get("train_seconds"),
             "parameters": sum(p.numel() for p in model.parameters()),
             "measured_on": f"{platform.machine()} CPU, {time.strftime('%Y-%m-%d')}",
-            "command": f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"}
-    if args.trained_with:
-        card["trained_with"] = args.trained_with
-    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(json.dumps(card, indent=2))
+            "weights": "float16" if args.half or card.get("weights") == "float16" else "float32",
+            "command": card.get("command") or f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"}
+    if args.rebundle:
+        new["command"] += f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
+    trained_with = args.trained_with or card.get("trained_with")
+    if trained_with:
+        new["trained_with"] = trained_with
+    (target / "card.json").write_text(json.dumps(new, indent=2) + "\n")
+    print(json.dumps(new, indent=2))
+
+
+def store_half(target: Path) -> None:
+    """Rewrite the bundled weights as float16 (metadata kept) and the manifest's checksum to match."""
+    tensors, meta = ckpt.load_weights(target / ckpt.WEIGHTS)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(half, str(target / ckpt.WEIGHTS), metadata=meta)
+    manifest = json.loads((target / ckpt.MANIFEST).read_text())
+    manifest["files"] = {ckpt.WEIGHTS: ckpt.sha256(target / ckpt.WEIGHTS)}
+    (target / ckpt.MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 if __name__ == "__main__":

@@ -333,28 +333,3 @@ def test_output_ids_must_include_eos():
     with pytest.raises(ValueError):
         Seq2Seq(ModelConfig(enc_layers=1, dec_layers=1, width=16, heads=2), VOCAB, PAD, BOS, EOS, output_ids=[5, 6])
 
-
-def test_unpadded_batches_drop_the_mask_and_give_the_same_logits():
-    """With no padded source the attention runs without a mask (a faster kernel): same logits and
-    gradients as with the all-True mask; a padded batch keeps its mask."""
-    model = tiny().train()
-    src, _ = sources(3)
-    full = torch.full((src.shape[0],), src.shape[1])
-    tgt_in = torch.randint(3, VOCAB, (src.shape[0], 5))
-    assert model.needed(model.encode(src, full)[1]) is None
-    padded_mask = model.encode(*sources(3))[1]
-    assert model.needed(padded_mask) is padded_mask
-
-    def logits_and_grads():
-        model.zero_grad()
-        out = model(src, full, tgt_in)
-        out.square().sum().backward()
-        return out.detach(), [p.grad.clone() for p in model.parameters()]
-
-    fast, fast_grads = logits_and_grads()
-    model.skip_full_masks = False  # always pass the (all-True) mask
-    assert model.needed(model.encode(src, full)[1]) is not None
-    masked, masked_grads = logits_and_grads()
-    torch.testing.assert_close(fast, masked, rtol=1e-5, atol=1e-5)
-    for a, b in zip(fast_grads, masked_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -298,9 +298,9 @@ def cmd_evaluate(args) -> int:
     device = pick_device(args.device)
     config, experiment, model = load_run(resolve_model(args.run_dir), device)
     dims = parse_dims(args.dim)
-    note_untrained_sizes(config.problem, dims)
     metrics = experiment.evaluate(model, args.count, args.seed, device, distribution=args.distribution,
                                   dims=dims, beam=args.beam, predictions=args.save_predictions)
+    note_untrained_sizes(config.problem, dims)  # after: a size the model cannot take is one error alone
     if args.json:
         print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
     else:

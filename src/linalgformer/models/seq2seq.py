@@ -169,7 +169,7 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(cfg)
         self.attn_res, self.ffn_res = Residual(cfg), Residual(cfg)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.attn_res(x, lambda h: self.attn(h, self.attn.project_kv(h), mask=mask))
         return self.ffn_res(x, self.ffn)
 
@@ -180,12 +180,12 @@ class DecoderCache:
 
     ``cross[l]``: the memory's cross-attention keys/values for layer l, each (B, H, S, W/H), computed
     once; ``past[l]``: layer l's self-attention keys/values of the positions decoded so far, each
-    (B, H, t, W/H) (None before the first step); ``mem_mask``: (B, 1, 1, S) key padding mask, or None when no source is padded;
+    (B, H, t, W/H) (None before the first step); ``mem_mask``: (B, 1, 1, S) key padding mask;
     ``length``: t, the number of positions decoded so far (the next one's position index).
     """
 
     cross: list[tuple[torch.Tensor, torch.Tensor]]
-    mem_mask: torch.Tensor | None
+    mem_mask: torch.Tensor
     past: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0
 
@@ -197,7 +197,7 @@ class DecoderCache:
         self.past = [None if kv is None else (kv[0][index], kv[1][index]) for kv in self.past]
         if memory:
             self.cross = [(k[index], v[index]) for k, v in self.cross]
-            self.mem_mask = None if self.mem_mask is None else self.mem_mask[index]
+            self.mem_mask = self.mem_mask[index]
 
 
 class DecoderLayer(nn.Module):
@@ -208,7 +208,7 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(cfg)
         self.self_res, self.cross_res, self.ffn_res = Residual(cfg), Residual(cfg), Residual(cfg)
 
-    def forward(self, x: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
                 cache: DecoderCache | None = None, layer: int = 0) -> torch.Tensor:
         """x (B, T, W). With ``cache``, x holds only new positions, appended to ``cache.past[layer]``."""
         x = self.self_res(x, lambda h: self.self_attn(h, self._self_kv(h, cache, layer), causal=cache is None))
@@ -265,14 +265,7 @@ class Embedding(nn.Module):
 # ------------------------------------------------------------------------------------------ model
 
 class Seq2Seq(nn.Module):
-    """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring.
-
-    ``skip_full_masks`` (a speed switch, on by default; ``benchmarks/train.py --ablate`` turns it
-    off): when no source of a batch is padded, attention runs without a key-padding mask, which
-    takes a faster kernel (SDPA's CPU flash attention is ~1.4x faster on an unmasked 128-token
-    self-attention, forward + backward) for the same result."""
-
-    skip_full_masks = True
+    """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  output_ids: list[int] | None = None):
@@ -308,10 +301,6 @@ class Seq2Seq(nn.Module):
         self.register_buffer("output_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
         self.register_buffer("output_index", index, persistent=False)
 
-    def needed(self, mask: torch.Tensor) -> torch.Tensor | None:
-        """The key-padding ``mask`` to attend with: None when it hides nothing (see ``skip_full_masks``)."""
-        return None if self.skip_full_masks and bool(mask.all()) else mask
-
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., W) -> (..., K): the read-out over ``output_ids`` (all V tokens when unrestricted)."""
         if not self.restricted:
@@ -342,16 +331,16 @@ class Seq2Seq(nn.Module):
         s = src.shape[1]
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
-        x, attend = self.src_embed(src), self.needed(mask)
+        x = self.src_embed(src)
         for layer in self.encoder:
-            x = layer(x, attend)
+            x = layer(x, mask)
         return self.enc_norm(x), mask
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
         """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``."""
-        x, attend = self.tgt_embed(tgt_in), self.needed(mem_mask)
+        x = self.tgt_embed(tgt_in)
         for layer in self.decoder:
-            x = layer(x, layer.cross_attn.project_kv(memory), attend)
+            x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
         return self.logits(self.dec_norm(x))
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -376,7 +365,7 @@ class Seq2Seq(nn.Module):
     def start_cache(self, memory: torch.Tensor, mem_mask: torch.Tensor) -> DecoderCache:
         """An empty cache holding each decoder layer's cross-attention keys/values of ``memory``."""
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
-        return DecoderCache(cross=cross, mem_mask=self.needed(mem_mask), past=[None] * len(self.decoder))
+        return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder))
 
     def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
         """The newest decoder input tokens (B,) at position cache.length -> next-token logits (B, V)."""
