@@ -171,8 +171,11 @@ def format_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def emit(result, as_json: bool, printer: Callable) -> int:
-    """Print ``result`` as JSON (NaN written as null) or through ``printer``; a benchmark's exit status."""
+def emit(result, as_json: bool, printer: Callable, save: str | None = None) -> int:
+    """Print ``result`` as JSON (NaN written as null) or through ``printer``, and write it as JSON to
+    ``save`` when given; a benchmark's exit status."""
+    if save:
+        Path(save).write_text(json.dumps(_nan_to_none(result), indent=1) + "\n")
     if as_json:
         json.dump(_nan_to_none(result), sys.stdout, indent=1)
         print()

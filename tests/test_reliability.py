@@ -240,6 +240,35 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
     assert_clean(run)
 
 
+def torchrun(config: Path, run_dir: Path, *extra: str) -> None:
+    """``torchrun --nproc_per_node 2 -m linalgformer train``, as README shows it (gloo on CPU)."""
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "linalgformer", "train", "--config", str(config), "--out", str(run_dir), "--quiet", *extra]
+    proc = subprocess.run(args, env=subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run directory:") == 1  # one report (rank 0's), not one per process
+    evals = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert len(evals) == len(set(evals)), evals
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_resume_equals_uninterrupted(tmp_path):
+    """Two processes under plain torchrun, on mixed sizes (each process chunks its own rows):
+    stopped at step 6 and resumed to 12, the run has the metrics and weights of one run to 12."""
+    problem = {"name": "transpose", "dim": 4, "min_dim": 2, "max_dim": 4, "encoding": "P1000"}
+    body = dict(config_dict(max_steps=12, eval_every=6, checkpoint_every=6), problem=problem)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(body))
+    torchrun(config, tmp_path / "whole")
+    torchrun(config, tmp_path / "run", "--max-steps", "6")
+    assert train_steps(tmp_path / "run")[-1] == 6
+    torchrun(config, tmp_path / "run")
+    assert trajectory(tmp_path / "run") == trajectory(tmp_path / "whole")
+    assert train_steps(tmp_path / "run") == list(range(2, 13, 2))
+    assert same_weights(tmp_path / "run", tmp_path / "whole")
+    assert_clean(tmp_path / "run")
+
+
 def test_metrics_cut_mid_line_are_dropped_on_resume(run):
     """A kill in the middle of a metrics line leaves a fragment; the resumed run drops it."""
     records = read_metrics(run)

@@ -14,7 +14,7 @@ from linalgformer import checkpoint as ckpt
 from linalgformer.errors import UserError
 from linalgformer.experiment import build_experiment
 from linalgformer.tracking import read_metrics
-from linalgformer.train import train_run, wrap_ddp
+from linalgformer.train import end_process_group, train_run, wrap_ddp
 from tests.helpers import tiny_config
 
 
@@ -156,7 +156,7 @@ def _ddp_worker(rank, world, port, out_dir, mixed):
     experiment.loss(model, _half(batch, rank)).backward()
     if rank == 0:
         torch.save({n: p.grad for n, p in model.module.named_parameters()}, os.path.join(out_dir, "ddp.pt"))
-    dist.destroy_process_group()
+    end_process_group()
 
 
 def _half(batch, rank):

@@ -17,6 +17,7 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -54,6 +55,7 @@ class Runtime:
     rank: int = 0
     world: int = 1
     autocast_dtype: torch.dtype | None = None
+    owns_group: bool = False  # this process started the process group, so it ends it
 
     @property
     def main(self) -> bool:
@@ -110,10 +112,18 @@ def setup_runtime(train: TrainConfig) -> Runtime:
     use_cuda = torch.cuda.is_available() and train.device != "cpu"
     if use_cuda:
         torch.cuda.set_device(local)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
-    return Runtime(device, rank, world, autocast_dtype(train.precision, device))
+    return Runtime(device, rank, world, autocast_dtype(train.precision, device), owns_group)
+
+
+def end_process_group() -> None:
+    """Leave the process group once every process has reached this point: a process that tears its
+    gloo threads down while another still talks to it can abort at exit (SIGABRT)."""
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- data
@@ -231,7 +241,10 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     processes run different numbers of forwards in a step (Charton's length-sorted chunks are
     decided per process, from its own rows)."""
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    ddp = torch.nn.parallel.DistributedDataParallel
+    # newer torch names the switch forward_sync_buffers (it still syncs once at init: harmless here)
+    newer = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+    return ddp(model, device_ids=ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
 
 
 def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
@@ -387,8 +400,9 @@ class Trainer:
             metrics = broadcast(metrics, self.rt)
             self.logger.log(self.record("eval", start, metrics))
             shown = by_method(metrics)["model"]  # the model's numbers; baselines stay in metrics.jsonl
-            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()
-                                                    if isinstance(v, float))[:300])
+            if self.rt.main:
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()
+                                                        if isinstance(v, float))[:300])
         if step % train.checkpoint_every == 0:
             self.save(start)
         return metrics
@@ -467,9 +481,12 @@ def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dic
         model = experiment.build_model().to(rt.device)
         logger = MetricLogger(run_dir, enabled=rt.main)
         try:
-            return Trainer(config, experiment, model, rt, run_dir, logger, progress).run()
+            final = Trainer(config, experiment, model, rt, run_dir, logger, progress).run()
         finally:
             logger.close()
+    if rt.owns_group:
+        end_process_group()
+    return final
 
 
 def _check_run_dir(run_dir: Path) -> None:
