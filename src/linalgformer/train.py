@@ -9,7 +9,8 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
   metrics written after it are dropped, so a resumed run logs the same numbers as an uninterrupted one.
 * **Distributed.** Under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in
   DistributedDataParallel (nccl on GPU, gloo on CPU); ``train.batch_size`` is the global batch,
-  split evenly over the processes; only rank 0 writes.
+  split evenly over the processes; only rank 0 writes and reports; the processes leave the process
+  group together when the run ends.
 * **Numerical faults.** A step whose loss or gradient norm is NaN/Inf is skipped with a warning and
   the weights are left untouched; fp16 uses a gradient scaler.
 """
