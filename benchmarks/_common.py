@@ -203,7 +203,7 @@ def scratch_dir(prefix: str) -> Path:
 
 def run_config(preset: dict, train: dict | None = None):
     """A typed RunConfig from one of the presets above plus train-section overrides."""
-    from linalgformer.experiment import run_config_from_dict
+    from linalgformer.experiments.registry import run_config_from_dict
 
     return run_config_from_dict({**preset, "train": {"batch_size": 64, **(train or {})}})
 
@@ -211,7 +211,7 @@ def run_config(preset: dict, train: dict | None = None):
 def build_trainer(config, device: torch.device, seed: int = 0, full_readout: bool = False):
     """(experiment, Trainer) exactly as ``train_run`` builds them, on a throwaway run directory;
     ``full_readout`` builds the Charton model as it was before it read out only answer tokens."""
-    from linalgformer.experiment import build_experiment
+    from linalgformer.experiments.registry import build_experiment
     from linalgformer.tracking import MetricLogger
     from linalgformer.train import Runtime, Trainer, autocast_dtype
 

@@ -47,7 +47,7 @@ def load_before(ref: str):
 
 def build(args, device: torch.device):
     """(model, src, src_len, max_len) for the chosen problem, on ``device``."""
-    from linalgformer.experiment import build_experiment
+    from linalgformer.experiments.registry import build_experiment
 
     preset = {**common.REFERENCE, "problem": {"name": args.problem, "dim": args.dim, "encoding": args.encoding}}
     config = common.run_config(preset)

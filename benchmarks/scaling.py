@@ -53,7 +53,7 @@ def one_point(point: dict) -> dict:
     problem = {"name": point["problem"], "dim": point["dim"], "encoding": point["encoding"]}
     preset = {**common.REFERENCE, "problem": problem}
     config = common.run_config(preset, {"batch_size": point["batch"], "precision": point["precision"]})
-    from linalgformer.experiment import build_experiment
+    from linalgformer.experiments.registry import build_experiment
     probe = build_experiment(config)
     need = max(probe.problem.max_input_length(point["dim"]), probe.problem.max_output_length(point["dim"]) + 2)
     model = {**common.REFERENCE["model"], "width": point["width"], "max_len": max(1024, need)}

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from linalgformer import checkpoint as ckpt
 from linalgformer.bundled import BUNDLED_DIR
 from linalgformer.evaluate import evaluation_json
+from linalgformer.runs import load_run
 from linalgformer.tracking import read_metrics
 
 
@@ -45,7 +46,7 @@ def main() -> None:
             shutil.copy2(args.run_dir / name, target / name)
     if args.half:
         store_half(target)
-    config, experiment, model = ckpt.load_run(target)  # measure what ships
+    config, experiment, model = load_run(target)  # measure what ships
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
     primary = getattr(experiment, "primary_metric", "")
     final = [r for r in read_metrics(args.run_dir) if r.get("kind") == "final"] if args.run_dir else []

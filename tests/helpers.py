@@ -1,6 +1,6 @@
 """Tiny configs shared by the training tests."""
 
-from linalgformer.experiment import run_config_from_dict
+from linalgformer.experiments.registry import run_config_from_dict
 
 
 def tiny_config(**train):

@@ -5,19 +5,20 @@ import pytest
 import torch
 
 from linalgformer import checkpoint as ckpt
+from linalgformer import files
 from linalgformer.errors import UserError
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     path = tmp_path / "f.txt"
-    ckpt.atomic_write_text(path, "old")
+    files.atomic_write_text(path, "old")
 
     def boom(tmp):
         tmp.write_text("half")
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        ckpt.atomic_write(path, boom)
+        files.atomic_write(path, boom)
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.txt"]
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from linalgformer.errors import UserError
 from linalgformer.matrix_text import parse_matrix
-from linalgformer.numbers import (
+from linalgformer.tokens import (
     ENCODINGS,
     Vocabulary,
     decode_matrix,

@@ -1,13 +1,12 @@
 """Mixed sizes: training batches run as chunks of similar length, evaluation decodes sorted batches.
 Both must give what the padded batch gives (loss, gradients, predictions), only cheaper."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from linalgformer.experiment import build_experiment, run_config_from_dict
+from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.experiments.charton import length_chunks
 
 
@@ -61,7 +60,7 @@ def test_sorted_evaluation_returns_predictions_in_the_examples_order(monkeypatch
     """Decoding sorts by length, in several batches; each prediction must come back to its own
     example: shuffling the examples shuffles the predictions the same way."""
     from linalgformer.experiments import charton
-    from linalgformer.problems.charton import subset
+    from linalgformer.problems.charton.matrix_problem import subset
 
     monkeypatch.setattr(charton, "EVAL_BATCH", 7)  # 40 examples: six batches of mixed sizes
     experiment = mixed_experiment(4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from linalgformer.errors import UserError
-from linalgformer.experiment import build_experiment, run_config_from_dict
+from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.experiments.newton import Experiment
 
 

@@ -1,4 +1,4 @@
-"""Number encodings, the vocabulary and matrix <-> token sequences (linalgformer.numbers)."""
+"""Number encodings, the vocabulary and matrix <-> token sequences (linalgformer.tokens)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linalgformer.numbers import (
+from linalgformer.sequences import Sequences, concat_sequences
+from linalgformer.tokens import (
     ENCODINGS,
     FP15,
     UnknownTokenError,
     Vocabulary,
-    concat_sequences,
     decode_matrix,
     encode_matrices,
     make_encoding,
     matrix_tokens,
     parse_matrix_tokens,
 )
-from linalgformer.problems.base import Sequences
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

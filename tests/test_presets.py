@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from linalgformer import reproduce as reproduce_module
+from linalgformer.reproduce import driver as reproduce_module
 from linalgformer.cli import main
-from linalgformer.experiment import build_experiment
-from linalgformer.reproduce import list_presets, load_preset
+from linalgformer.experiments.registry import build_experiment
+from linalgformer.reproduce.presets import list_presets, load_preset
 
 NAMES = [name for name, _ in list_presets()]
 TINY = ["model.enc_layers=1", "model.dec_layers=1", "model.width=32", "model.heads=2", "train.max_steps=4",

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 
 from linalgformer.errors import UserError
-from linalgformer.numbers import encode_matrices
+from linalgformer.tokens import encode_matrices
 from linalgformer.problems.charton import (
     LAWS,
     PROBLEMS,

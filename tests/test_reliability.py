@@ -35,8 +35,9 @@ from safetensors.torch import load_file
 from linalgformer import checkpoint as ckpt
 from linalgformer.cli import main
 from linalgformer.errors import UserError
-from linalgformer.experiment import build_experiment, run_config_from_dict
-from linalgformer.problems import datafile
+from linalgformer.experiments.registry import build_experiment, run_config_from_dict
+from linalgformer.problems.charton import datafile
+from linalgformer.runs import load_run
 from linalgformer.tracking import METRICS, MetricLogger, read_metrics
 from linalgformer.train import Runtime, Trainer, train_run
 from tests.helpers import tiny_config
@@ -102,7 +103,7 @@ def probe_checkpoint(run_dir: Path, scratch: Path) -> int | None:
     ckpt.load_weights(scratch / ckpt.WEIGHTS)
     state = ckpt.load_train_state(scratch)
     assert state["step"] == manifest["step"]
-    ckpt.load_run(scratch)
+    load_run(scratch)
     return manifest["step"]
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from linalgformer.errors import UserError
-from linalgformer.experiment import build_experiment, run_config_from_dict
+from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.experiments.spectral import matched_cross_entropy, vector_loss
 
 TINY = {"width": 16, "layers": 2, "heads": 2}
@@ -97,7 +97,7 @@ def test_bad_model_choices_are_user_errors():
 
 
 def test_quick_depth_reproduction_trains_evaluates_and_plots(tmp_path):
-    from linalgformer.experiments.spectral import reproduce
+    from linalgformer.reproduce.driver import reproduce
 
     result = reproduce("spectral-depth", True, tmp_path)
     methods = [(row["method"], row["layers/iters"]) for row in result["table"]]

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from linalgformer import checkpoint as ckpt
 from linalgformer.errors import UserError
-from linalgformer.experiment import build_experiment
+from linalgformer.experiments.registry import build_experiment
+from linalgformer.runs import load_run
 from linalgformer.tracking import read_metrics
 from linalgformer.train import end_process_group, train_run, wrap_ddp
 from tests.helpers import tiny_config
@@ -79,7 +80,8 @@ def test_rerunning_a_finished_run_keeps_one_final_record(tmp_path):
     before = read_metrics(tmp_path / "run")
     train_run(tiny_config(max_steps=6), tmp_path / "run", progress=False)
     after = read_metrics(tmp_path / "run")
-    strip = lambda records: [{k: v for k, v in r.items() if "per_s" not in k and k != "elapsed"} for r in records]
+    def strip(records):
+        return [{k: v for k, v in r.items() if "per_s" not in k and k != "elapsed"} for r in records]
     assert strip(after) == strip(before) and [r["kind"] for r in after].count("final") == 1
 
 
@@ -113,7 +115,7 @@ def test_corrupt_checkpoint_detected(tmp_path):
     with pytest.raises(UserError, match="corrupt"):
         train_run(tiny_config(max_steps=20), run, progress=False)
     with pytest.raises(UserError, match="corrupt"):
-        ckpt.load_run(run)
+        load_run(run)
 
 
 def test_nan_loss_skips_step_without_touching_weights(tmp_path, monkeypatch):
@@ -201,7 +203,7 @@ def test_ddp_gloo_gradients_match_single_process(tmp_path, mixed):
 @pytest.mark.slow
 def test_learns_3x3_transpose(tmp_path):
     """The demo preset (1+1 layers x 128) learns 3x3 transpose within 1,000 steps (64,000 examples)."""
-    from linalgformer.reproduce import load_preset
+    from linalgformer.reproduce.presets import load_preset
 
     config, _ = load_preset("demo", overrides=["train.max_steps=1000", "train.eval_every=500",
                                                "train.valid_count=200", "train.max_minutes=0",

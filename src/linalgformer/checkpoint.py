@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,6 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
+from linalgformer.files import TEMP_SUFFIX, atomic_write, atomic_write_text, fsync_dir
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -49,48 +49,6 @@ MANIFEST = "checkpoint.json"
 LOCK = ".lock"
 FORMAT = "linalgformer-checkpoint-1"
 STAGED = ".next"  # suffix of a checkpoint file written but not yet moved into place
-TEMP_SUFFIX = ".tmp"  # atomic_write's temporary files: ".{name}.XXXXXXXX.tmp"
-
-
-def _file_mode() -> int:
-    """0o666 less the process umask (mkstemp creates 0o600 files; renamed files should not be)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FILE_MODE = _file_mode()
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then fsync and rename onto ``path``; nothing partial is left."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, FILE_MODE)
-        write(Path(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make renames in ``directory`` durable (best effort: not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def sha256(path: Path) -> str:
@@ -115,7 +73,7 @@ def save_checkpoint(run_dir: Path, config: RunConfig, model: torch.nn.Module,
     for name in (WEIGHTS, STATE):
         with contextlib.suppress(FileNotFoundError):  # a reader may have moved it in already
             os.replace(run_dir / (name + STAGED), run_dir / name)
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
 
 
 def _finish_commit(run_dir: Path, name: str, expected: Any) -> None:
@@ -130,7 +88,7 @@ def _finish_commit(run_dir: Path, name: str, expected: Any) -> None:
     except OSError as err:
         raise UserError(f"{run_dir} holds an interrupted checkpoint that cannot be completed "
                         f"({err.strerror or err}).") from None
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
 
 
 def recover(run_dir: Path) -> None:
@@ -238,17 +196,3 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
-
-
-def load_run(run_dir: Path, device: torch.device | str = "cpu"):
-    """(config, experiment, model) of a trained run, weights verified and loaded, model in eval mode."""
-    from linalgformer.experiment import build_experiment, run_config_from_dict
-
-    run_dir = Path(run_dir)
-    config = run_config_from_dict(read_config(run_dir))
-    verify_checkpoint(run_dir, (WEIGHTS,))
-    tensors, _ = load_weights(run_dir / WEIGHTS)
-    experiment = build_experiment(config)
-    model = experiment.build_model()
-    load_model_state(model, tensors, run_dir / WEIGHTS)
-    return config, experiment, model.to(device).eval()

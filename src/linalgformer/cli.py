@@ -6,13 +6,11 @@ Every error a user can cause ends in one sentence on stderr and exit status 2 (`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 from linalgformer.errors import UserError
 
@@ -212,7 +210,7 @@ def cmd_generate(args) -> int:
     import numpy as np
 
     from linalgformer.problems.charton import make_problem
-    from linalgformer.problems.datafile import example_lines, write_examples
+    from linalgformer.problems.charton.datafile import example_lines, write_examples
 
     problem = make_problem(problem_config_from_args(args))
     examples = problem.sample(np.random.default_rng(args.seed), args.count)
@@ -225,7 +223,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_problems(args) -> int:
-    from linalgformer.numbers import ENCODINGS
+    from linalgformer.tokens import ENCODINGS
     from linalgformer.problems.charton import LAWS, PROBLEMS
 
     info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS)}
@@ -262,7 +260,7 @@ def train_config_dict(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from linalgformer.experiment import run_config_from_dict
+    from linalgformer.experiments.registry import run_config_from_dict
     from linalgformer.train import train_run
 
     config = run_config_from_dict(train_config_dict(args))
@@ -289,7 +287,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 def cmd_evaluate(args) -> int:
     from linalgformer.bundled import resolve_model
-    from linalgformer.checkpoint import load_run
+    from linalgformer.runs import load_run
     from linalgformer.evaluate import evaluation_json, evaluation_table
     from linalgformer.train import pick_device
 
@@ -337,7 +335,7 @@ def read_matrix_text(args) -> str:
 
 def cmd_predict(args) -> int:
     from linalgformer.bundled import resolve_model
-    from linalgformer.checkpoint import load_run
+    from linalgformer.runs import load_run
     from linalgformer.matrix_text import parse_matrix
 
     positive("beam", args.beam, 64)
@@ -366,7 +364,8 @@ def trained_on_rows(rows: int):
 
 
 def cmd_reproduce(args) -> int:
-    from linalgformer.reproduce import list_presets, run_preset
+    from linalgformer.reproduce.driver import run_preset
+    from linalgformer.reproduce.presets import list_presets
 
     if args.list or not args.name:
         for name, title in list_presets():
@@ -390,7 +389,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from linalgformer.results_table import results_table
+    from linalgformer.reproduce.results import results_table
 
     print(results_table(args.files, markdown=not args.text))
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 from linalgformer.errors import UserError
 
@@ -64,8 +65,6 @@ def project_standardise(images: np.ndarray, labels: np.ndarray, dim: int, test_f
 
 def load_digits_projected(dim: int, test_fraction: float = 0.2, seed: int = 0) -> ProjectedData:
     """scikit-learn's bundled 8x8 digits, projected on ``dim`` components and standardised."""
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     return project_standardise(digits.data, digits.target, dim, test_fraction, seed)
 

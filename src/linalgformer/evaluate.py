@@ -70,3 +70,15 @@ def method_table(metrics: dict[str, Any]) -> str:
 def format_metrics(metrics: dict[str, Any]) -> str:
     return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                      for k, v in metrics.items() if not isinstance(v, (dict, list)))
+
+
+def text_table(rows: list[dict[str, Any]], spec: str = ".3f") -> str:
+    """Row dicts as a table: one column per key (first-seen order); floats as ``spec``, None as "-"."""
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return render_table(header, [[cell(row.get(c), spec) for c in header] for row in rows])
+
+
+def cell(value: Any, spec: str) -> str:
+    if isinstance(value, float):
+        return format(value, spec)
+    return "-" if value is None else str(value)

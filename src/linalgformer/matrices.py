@@ -57,6 +57,12 @@ def random_matrices(rng: np.random.Generator, count: int, rows: int, cols: int,
     return rng.uniform(-bound, bound, shape)
 
 
+def random_orthogonal(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
+    """(count, dim, dim) Haar-distributed orthogonal matrices (QR of a Gaussian with the sign fix)."""
+    q, r = np.linalg.qr(rng.standard_normal((count, dim, dim)))
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
 def symmetrize_lower(mats: np.ndarray) -> np.ndarray:
     """Mirror each matrix's lower triangle above the diagonal: (B, n, n) -> exactly symmetric."""
     lower = np.tril(mats)

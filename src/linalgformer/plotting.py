@@ -10,10 +10,10 @@ from linalgformer.tracking import read_metrics
 
 def pyplot():
     try:
-        import matplotlib
+        import matplotlib  # optional (the plot extra) and slow to import: only when plotting
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # after use("Agg"): no display needed
     except ImportError:
         raise UserError("plotting needs matplotlib: pip install 'linalgformer[plot]'.") from None
     return plt
@@ -36,7 +36,7 @@ def plot_runs(run_dirs: list[Path], out: Path) -> Path:
                         label=f"{Path(run_dir).name} ({key})")
     ax_loss.set(xlabel="examples seen", ylabel="training loss", yscale="log", title="loss")
     ax_acc.set(xlabel="examples seen", ylabel="validation metric", title="validation")
-    from matplotlib.ticker import EngFormatter
+    from matplotlib.ticker import EngFormatter  # optional: matplotlib is loaded by pyplot() above
 
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from linalgformer.files import atomic_write_text
 
 METRICS = "metrics.jsonl"
 
@@ -41,8 +43,6 @@ class MetricLogger:
         kept = [line for line in text.splitlines() if line.strip() and _kept_on_resume(line, step)]
         new = "".join(line + "\n" for line in kept)
         if new != text:  # rewritten atomically: a kill here must not lose the records kept
-            from linalgformer.checkpoint import atomic_write_text
-
             atomic_write_text(self.path, new)
 
     def log(self, record: dict[str, Any]) -> None:
@@ -72,7 +72,7 @@ def _kept_on_resume(line: str, step: int) -> bool:
 
 def _tensorboard_writer(run_dir: Path):
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional and slow to import: only when logging
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))

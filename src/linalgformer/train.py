@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import math
 import os
 import time
@@ -38,7 +37,8 @@ from linalgformer import checkpoint as ckpt
 from linalgformer.config import RunConfig, TrainConfig, dump_json
 from linalgformer.errors import UserError
 from linalgformer.evaluate import by_method
-from linalgformer.experiment import Experiment, build_experiment, run_config_from_dict
+from linalgformer.experiments.plugin import Experiment
+from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.tracking import MetricLogger, progress_bar
 
 # Train-section fields that may change when a run is resumed (they do not alter the trajectory).

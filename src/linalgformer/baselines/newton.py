@@ -20,24 +20,18 @@ draws the whole error-versus-steps curve. The arithmetic is numpy float64.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import comb, log
+from math import log
 
 import numpy as np
 import torch
 
+from linalgformer.linalg import newton_schulz_coefficients
 from linalgformer.problems.incontext import damped_newton_step, logistic_gradient_hessian, logistic_minimiser, split_prompt
 
 GD_SCALES = (0.5, 1.0, 1.5, 1.9)  # step sizes tried for gradient descent, in units of 1/lambda_max
 
 
 # --- Newton-Schulz on matrices ---
-
-def newton_schulz_coefficients(order: int) -> list[int]:
-    """c_m = (-1)^m C(order, m+1), m = 0..order-1: X_new = X sum_m c_m (A X)^m."""
-    if order < 2:
-        raise ValueError(f"Newton-Schulz order must be at least 2, got {order}")
-    return [(-1) ** m * comb(order, m + 1) for m in range(order)]
-
 
 def newton_schulz_step(a: np.ndarray, x: np.ndarray, order: int = 2) -> np.ndarray:
     """One step of order ``order`` (Horner's rule: Y <- Y Z + c_m X with Z = A X)."""

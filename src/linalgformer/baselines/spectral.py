@@ -25,7 +25,8 @@ import torch
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from linalgformer.problems.spectral import canonical_sign, second_moment, top_eigen
+from linalgformer.linalg import canonical_sign
+from linalgformer.problems.spectral import second_moment, top_eigen
 
 Batch = dict[str, torch.Tensor]
 CONVERGED_TOL = 1e-12  # 1 - |cos| between successive iterates

@@ -3,6 +3,7 @@
 A training example is ``<bos> OUTPUT <eos>`` predicted from ``INPUT`` (both written by the problem's
 number encodings); the loss is token cross-entropy; evaluation decodes greedily (or by beam search)
 and lets the problem verify each prediction with its own mathematics (see ``problems.charton``).
+The paper reproductions (tables, grids, retraining) are in :mod:`linalgformer.reproduce.charton`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from linalgformer.errors import UserError
-from linalgformer.experiment import Batch
-from linalgformer.experiment import Experiment as BaseExperiment
+from linalgformer.files import atomic_write_lines
+from linalgformer.experiments.plugin import Batch
+from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.models.decoding import beam_search, greedy
 from linalgformer.models.seq2seq import ModelConfig, Seq2Seq
-from linalgformer.problems.base import TOLERANCES, Examples, Scores, Sequences
-from linalgformer.problems.charton import ProblemConfig, make_problem
-from linalgformer.problems.datafile import read_examples
+from linalgformer.problems.charton.config import ProblemConfig
+from linalgformer.problems.charton.contract import TOLERANCES, Examples, Scores
+from linalgformer.problems.charton.datafile import read_examples
+from linalgformer.problems.charton.registry import make_problem
+from linalgformer.sequences import Sequences, take, with_bos_eos
 
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
 
@@ -203,23 +207,6 @@ def length_chunks(src_len: torch.Tensor, tgt_len: torch.Tensor, buckets: int) ->
     return [idx for idx in order.tensor_split(min(buckets, len(order))) if len(idx)]
 
 
-def take(seq: Sequences, index: np.ndarray) -> Sequences:
-    """Rows ``index`` of a padded batch, trimmed to their longest length."""
-    lengths = seq.lengths[index]
-    return Sequences(seq.ids[index, : int(lengths.max())], lengths)
-
-
-def with_bos_eos(tgt: Sequences, vocab) -> np.ndarray:
-    """(B, L) padded ids -> (B, L+2): <bos> ids <eos> then padding."""
-    b, length = tgt.ids.shape
-    out = np.full((b, length + 2), vocab.pad_id, dtype=np.int64)
-    out[:, 0] = vocab.bos_id
-    out[:, 1:length + 1] = tgt.ids
-    out[np.arange(b), tgt.lengths + 1] = vocab.eos_id
-    keep = np.arange(length + 2)[None, :] <= (tgt.lengths + 1)[:, None]
-    return np.where(keep, out, vocab.pad_id)
-
-
 def check_fits(model, src: Sequences, problem, examples: Examples) -> None:
     limit = getattr(getattr(model, "cfg", None), "max_len", None)
     longest = max(int(src.lengths.max()), problem.max_output_length(max(examples.dims)) + 2)
@@ -279,14 +266,10 @@ def prediction_rows(problem, examples: Examples, preds: list[list[int]], scores:
 
 
 def write_predictions(path: Path, rows: list[dict]) -> None:
-    from linalgformer.checkpoint import atomic_write_text
-
-    atomic_write_text(Path(path), "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_lines(Path(path), (json.dumps(r) for r in rows))
 
 
-# ----------------------------------------------------------------------------- predict / reproduce
-
-
+# ----------------------------------------------------------------------------- read-out and sizes
 
 
 def answer_token_ids(problem) -> list[int]:
@@ -306,84 +289,3 @@ def check_trained_size(cfg: ProblemConfig, dim: int) -> None:
         trained = f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
         raise UserError(f"this model was trained on {trained} matrices, not {dim}x{dim} "
                         "(use `linalgformer evaluate --dim` to study other sizes).")
-
-
-def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
-    """Run preset ``name``: train (or reuse its run), evaluate with the preset's protocol, tabulate.
-
-    The ``reproduce`` section of a preset may hold ``eval`` (count, seed, distribution, dims, beam),
-    ``grid`` (train on each of ``train`` laws, test on each of ``test`` laws: the OOD table), and
-    ``retrain`` (``from``: a preset whose run initialises this one, trained first if needed)."""
-    from linalgformer.reproduce import load_preset
-
-    config, protocol = load_preset(name, quick)
-    run_dir = Path(out_dir) / (f"{name}-quick" if quick else name)
-    if protocol.get("grid"):
-        return reproduce_grid(name, config, protocol, run_dir)
-    if protocol.get("retrain"):
-        base = reproduce(protocol["retrain"]["from"], quick, out_dir)
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, init_from=base["run_dir"]))
-    metrics = train_and_evaluate(config, protocol.get("eval") or {}, run_dir)
-    from linalgformer.evaluate import evaluation_table
-
-    from linalgformer.reproduce import run_summary
-
-    text = evaluation_table(metrics) + "\n" + run_summary(run_dir, describe_model(config))
-    if protocol.get("paper"):
-        text += f"\npaper: {protocol['paper']}"
-    flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    return {"title": config_title(name, protocol), "name": name, "quick": quick, "run_dir": str(run_dir),
-            "metrics": metrics, "table": [{"group": "all", **flat}], "text": text}
-
-
-def describe_model(config) -> str:
-    """e.g. "5x5 transpose, P1000 -> P1000, 1+1 layers x 256, 8 heads, learned positions"."""
-    p, m = config.problem, config.model
-    size = f"{p.dim}x{p.dim}" if not (p.min_dim and p.max_dim and p.min_dim != p.max_dim) else f"{p.min_dim}..{p.max_dim}"
-    coders = f"{p.input_encoding or p.encoding} -> {p.output_encoding or p.encoding}"
-    return (f"{size} {p.name}, {coders}, {m.enc_layers}+{m.dec_layers} layers x {m.width}, {m.heads} heads, "
-            f"{m.positions} positions")
-
-
-def config_title(name: str, protocol: dict) -> str:
-    from linalgformer.config import load_yaml
-    from linalgformer.reproduce import preset_path
-
-    return str(load_yaml(preset_path(name)).get("title") or protocol.get("title") or name)
-
-
-def train_and_evaluate(config, ev: dict, run_dir: Path, distribution: str | None = None) -> dict[str, Any]:
-    from linalgformer.checkpoint import load_run
-    from linalgformer.train import pick_device, train_run
-
-    train_run(config, run_dir)
-    device = pick_device(config.train.device)
-    _, experiment, model = load_run(run_dir, device)
-    dims = ev.get("dims")
-    return experiment.evaluate(model, int(ev.get("count", 1000)), int(ev.get("seed", 12345)), device,
-                               distribution=distribution or ev.get("distribution"),
-                               dims=[int(d) for d in dims] if dims else None, beam=int(ev.get("beam", 1)))
-
-
-def reproduce_grid(name: str, config, protocol: dict, run_dir: Path) -> dict[str, Any]:
-    """Train on each law, test on every law: accuracy at 5% tolerance, train law x test law."""
-    from linalgformer.evaluate import render_table
-
-    grid = protocol["grid"]
-    train_laws, test_laws = list(grid["train"]), list(grid["test"])
-    rows, table = [], []
-    for law in train_laws:
-        cfg = dataclasses.replace(config, problem=dataclasses.replace(config.problem, distribution=law))
-        metrics = train_and_evaluate(cfg, protocol.get("eval") or {}, run_dir / law, ",".join(test_laws))
-        accs = {t: metrics["by_law"][t][accuracy_key(0.05)] for t in test_laws}
-        table.append({"train": law, **accs})
-        rows.append([law] + [accs[t] for t in test_laws])
-    from linalgformer.reproduce import run_summary, training_done
-
-    text = "accuracy at 5% tolerance (rows: training law, columns: test law)\n"
-    text += render_table(["train \\ test"] + test_laws, rows)
-    per_law = "; ".join(f"{law}: {training_done(run_dir / law)}" for law in train_laws)
-    text += "\n" + run_summary(run_dir, describe_model(config), trained=per_law)
-    if protocol.get("paper"):
-        text += f"\npaper: {protocol['paper']}"
-    return {"title": config_title(name, protocol), "name": name, "run_dir": str(run_dir), "table": table, "text": text}

@@ -22,19 +22,13 @@ Each is repeated for the classical baselines on the same examples under a prefix
 ``power{t}_`` (deflated power method, t = model layers iterations per vector), ``block{t}_``
 (orthogonal iteration, t iterations), ``power_conv_`` (to convergence); ``spectral_`` and ``kmeans_``.
 
-``reproduce(name, quick, out_dir)`` runs a preset (``spectral-pca``, ``spectral-pca-relu``,
-``spectral-depth``, ``spectral-gmm``, ``spectral-digits``, ``spectral-digits-gmm``) end to end and
-returns its table.
+The presets (``spectral-pca``, ``spectral-pca-relu``, ``spectral-depth``, ``spectral-gmm``,
+``spectral-digits``, ``spectral-digits-gmm``) are run by :mod:`linalgformer.reproduce.spectral`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import os
-import platform
-import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -46,14 +40,15 @@ from linalgformer.baselines.spectral import Eigh, KMeansClustering, PowerMethod,
 from linalgformer.config import RunConfig
 from linalgformer.datasets import ProjectedData, distinct_blocks, load_digits_projected, load_idx_projected
 from linalgformer.errors import UserError
-from linalgformer.experiment import Batch
-from linalgformer.experiment import Experiment as BaseExperiment
+from linalgformer.experiments.plugin import Batch
+from linalgformer.experiments.plugin import Experiment as BaseExperiment
+from linalgformer.linalg import canonical_sign
 from linalgformer.models.encoder import ModelConfig, Outputs, SpectralEncoder
-from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines, canonical_sign,
+from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines,
                                             eigenvalue_relative_error, matched_accuracy, pca_examples, sample_gmm,
                                             sample_pca, subspace_distance)
 
-__all__ = ["ProblemConfig", "ModelConfig", "Experiment", "reproduce"]
+__all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
 
 Predictor = Callable[[Batch], Batch]
 EVAL_CHUNK = 500
@@ -305,148 +300,3 @@ class Experiment(BaseExperiment):
                 scores.update(self.score(predict(baseline, examples), examples, prefix))
             self._baselines[(count, seed)] = scores
         return dict(self._baselines[(count, seed)])
-
-
-# ----------------------------------------------------------------------------- reproduce
-
-
-def reproduce(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
-    """Run preset ``name`` end to end: {"title", "table", "text", "plots", "wall_s", ...}."""
-    from linalgformer.reproduce import load_preset
-
-    config, protocol = load_preset(name, quick)
-    out = Path(out_dir) / (f"{name}-quick" if quick else name)
-    start = time.time()
-    depths = protocol.get("depths")
-    if depths:
-        result = reproduce_depths(config, protocol, out, [int(d) for d in depths])
-    else:
-        result = reproduce_single(config, protocol, out)
-    wall = round(time.time() - start, 1)
-    result.update(title=protocol.get("title") or name, name=name, quick=quick, out_dir=str(out), wall_s=wall)
-    plots = "".join(f"\nplot: {path}" for path in result.get("plots", []))
-    result["text"] += f"{plots}\n{machine_line(wall)}"
-    return result
-
-
-def machine_line(wall_s: float) -> str:
-    return (f"wall time {wall_s:.0f} s (training and evaluation) on {platform.machine()} with "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-
-
-def train_and_evaluate(config: RunConfig, run_dir: Path, protocol: dict) -> tuple[dict[str, Any], float]:
-    """Train (or resume) the run, then evaluate it on the protocol's test set; (metrics, train seconds)."""
-    from linalgformer.checkpoint import load_run
-    from linalgformer.tracking import read_metrics
-    from linalgformer.train import train_run
-
-    train_run(config, run_dir, progress=False)
-    _, experiment, model = load_run(run_dir)
-    ev = protocol.get("eval") or {}
-    metrics = experiment.evaluate(model, int(ev.get("count", 2000)), int(ev.get("seed", 2025)), torch.device("cpu"))
-    records = [r for r in read_metrics(run_dir) if "elapsed" in r]
-    return metrics, float(records[-1]["elapsed"]) if records else float("nan")
-
-
-def method_row(method: str, depth: Any, metrics: dict[str, float], prefix: str, task: str, k: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"method": method, "layers/iters": depth}
-    if task == "gmm":
-        row["accuracy"] = metrics.get(f"{prefix}accuracy")
-        return row
-    row.update({f"cos_{j}": metrics.get(f"{prefix}cos_{j}") for j in range(1, k + 1)})
-    row["mean_abs_cos"] = metrics.get(f"{prefix}mean_abs_cos")
-    row["subspace_dist"] = metrics.get(f"{prefix}subspace_distance")
-    row["value_err_1"] = metrics.get(f"{prefix}value_rel_error_1")
-    return row
-
-
-def comparison_rows(config: RunConfig, metrics: dict[str, float], protocol: dict, seconds: float) -> list[dict[str, Any]]:
-    p, layers = config.problem, config.model.layers
-    rows = [dict(method_row("transformer (trained)", layers, metrics, "", p.task, p.k), train_s=round(seconds))]
-    paper = protocol.get("paper") or {}
-    if paper:
-        rows.append(dict({"method": f"paper: {paper.get('what', 'He et al.')}", "layers/iters": paper.get("layers")},
-                         **{k: v for k, v in paper.items() if k not in ("what", "layers")}))
-    if p.task == "gmm":
-        rows += [method_row("spectral clustering (top eigenvector)", "-", metrics, "spectral_", p.task, p.k),
-                 method_row("k-means (scikit-learn)", "-", metrics, "kmeans_", p.task, p.k)]
-        return rows
-    return rows + [
-        method_row("power method, deflation (t per vector)", layers, metrics, f"power{layers}_", p.task, p.k),
-        method_row("block power method (orthogonal iteration)", layers, metrics, f"block{layers}_", p.task, p.k),
-        method_row("power method to convergence", "conv", metrics, "power_conv_", p.task, p.k),
-        method_row("numpy eigh", "exact", metrics, "eigh_", p.task, p.k)]
-
-
-def reproduce_single(config: RunConfig, protocol: dict, out: Path) -> dict[str, Any]:
-    metrics, seconds = train_and_evaluate(config, out / "run", protocol)
-    rows = comparison_rows(config, metrics, protocol, seconds)
-    ev = protocol.get("eval") or {}
-    text = (f"{ev.get('count', 2000)} test examples (seed {ev.get('seed', 2025)}), "
-            f"d = {config.problem.dim}, n = {config.problem.samples}, data = {config.problem.data}, "
-            f"trained {config.train.max_steps} steps max / {config.train.max_minutes:g} min max\n" + text_table(rows))
-    return {"table": rows, "text": text, "plots": [], "metrics": metrics}
-
-
-def reproduce_depths(config: RunConfig, protocol: dict, out: Path, depths: list[int]) -> dict[str, Any]:
-    """One trained model per depth; the power method per iteration count on the same test set."""
-    rows, trained = [], {}
-    for depth in depths:
-        cfg = dataclasses.replace(config, model=dataclasses.replace(config.model, layers=depth))
-        metrics, seconds = train_and_evaluate(cfg, out / f"layers{depth}", protocol)
-        trained[depth] = metrics
-        rows.append(dict(method_row("transformer (trained)", depth, metrics, "", "pca", config.problem.k),
-                         train_s=round(seconds)))
-    curves = power_curves(config, protocol, max(int(protocol.get("power_iterations", 0)), max(depths)))
-    for mode, label in POWER_LABELS.items():
-        rows += [method_row(label, depth, curves[mode][depth], "", "pca", config.problem.k) for depth in depths]
-    plot = plot_depth(trained, curves, config.problem.k, out / "depth.png")
-    return {"table": rows, "text": text_table(rows), "plots": [str(plot)]}
-
-
-POWER_LABELS = {"sequential": "power method, deflation (t per vector)",
-                "simultaneous": "block power method (orthogonal iteration)"}
-
-
-def power_curves(config: RunConfig, protocol: dict, iterations: int) -> dict[str, dict[int, dict[str, float]]]:
-    """PCA metrics of both power methods after t = 1..iterations iterations: {mode: {t: metrics}}."""
-    ev = protocol.get("eval") or {}
-    experiment = Experiment(config)
-    examples = experiment.test_set(int(ev.get("count", 2000)), int(ev.get("seed", 2025)))
-    k = config.problem.k
-    return {mode: {t: pca_metrics(predict(PowerMethod(k, t, mode=mode), examples), examples)
-                   for t in range(1, iterations + 1)} for mode in POWER_LABELS}
-
-
-def plot_depth(trained: dict[int, dict[str, float]], curves: dict[str, dict[int, dict[str, float]]], k: int,
-               path: Path) -> Path:
-    from linalgformer.plotting import pyplot, save
-
-    plt = pyplot()
-    fig, axes = plt.subplots(1, k, figsize=(4 * k, 3.6), sharey=True)
-    for j, ax in enumerate(np.atleast_1d(axes), start=1):
-        for (mode, curve), style in zip(curves.items(), ("-", "--")):
-            its = sorted(curve)
-            ax.plot(its, [curve[t][f"cos_{j}"] for t in its], style, color="gray",
-                    label=f"{POWER_LABELS[mode]}, t iterations")
-        depths = sorted(trained)
-        ax.plot(depths, [trained[d][f"cos_{j}"] for d in depths], "o-", label="trained transformer (layers)")
-        ax.set(title=f"eigenvector {j}", xlabel="layers / iterations", ylim=(0, 1.02))
-        ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("mean |cos|")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.tight_layout()
-    return save(fig, path)
-
-
-def number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "-" if value is None else str(value)
-
-
-def text_table(rows: list[dict[str, Any]]) -> str:
-    from linalgformer.evaluate import render_table
-
-    header = list(dict.fromkeys(key for row in rows for key in row))
-    return render_table(header, [[number(row.get(c)) for c in header] for row in rows])

@@ -64,7 +64,7 @@ from math import sqrt
 import torch
 from torch import nn
 
-from linalgformer.baselines.newton import newton_schulz_coefficients
+from linalgformer.linalg import newton_schulz_coefficients
 from linalgformer.models.attention import MultiHeadAttention
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linalgformer.matrices import random_orthogonal
+
 TASKS = ("linreg", "logreg", "inverse")
 
 
@@ -124,12 +126,6 @@ def split_prompt(tokens):
 
 def kappas_for(rng: np.random.Generator, config: ProblemConfig, count: int) -> np.ndarray:
     return rng.choice(np.asarray(config.kappas, dtype=np.float64), size=count)
-
-
-def random_orthogonal(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
-    """(count, dim, dim) Haar-distributed orthogonal matrices (QR with the sign fix)."""
-    q, r = np.linalg.qr(rng.standard_normal((count, dim, dim)))
-    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
 
 
 def spectrum(rng: np.random.Generator, top: np.ndarray, kappa: np.ndarray, dim: int) -> np.ndarray:

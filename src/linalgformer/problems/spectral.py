@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from linalgformer.linalg import canonical_sign
+from linalgformer.matrices import random_orthogonal
+
 SPECTRA = ("authors", "geometric")
 TASKS = ("pca", "gmm")
 SOURCES = ("synthetic", "digits", "idx")
@@ -102,13 +105,6 @@ def second_moment(x: np.ndarray) -> np.ndarray:
     return np.einsum("bnd,bne->bde", x, x) / x.shape[-2]
 
 
-def canonical_sign(vectors: np.ndarray) -> np.ndarray:
-    """Flip each column (B, d, k) so that its entry of largest magnitude is positive."""
-    rows = np.abs(vectors).argmax(axis=-2)  # (B, k)
-    signs = np.sign(np.take_along_axis(vectors, rows[..., None, :], axis=-2))  # (B, 1, k)
-    return vectors * np.where(signs == 0, 1.0, signs)
-
-
 def top_eigen(c: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k eigenpairs of symmetric (B, d, d): values (B, k) descending, vectors (B, d, k)."""
     values, vectors = np.linalg.eigh(c)  # ascending
@@ -123,15 +119,9 @@ def authors_mixing(rng: np.random.Generator, count: int, dim: int) -> np.ndarray
     return rng.standard_normal((count, dim, dim)) + 0.1 * np.eye(dim)
 
 
-def random_rotations(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
-    """Haar-distributed orthogonal matrices (B, d, d) (QR of a Gaussian with sign fix)."""
-    q, r = np.linalg.qr(rng.standard_normal((count, dim, dim)))
-    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
-
-
 def geometric_mixing(rng: np.random.Generator, count: int, dim: int, decay: float) -> np.ndarray:
     """L = Q diag(sqrt(decay^i)): population covariance with eigenvalues 1, decay, decay^2, ..."""
-    return random_rotations(rng, count, dim) * np.sqrt(decay ** np.arange(dim))
+    return random_orthogonal(rng, count, dim) * np.sqrt(decay ** np.arange(dim))
 
 
 def sample_pca(rng: np.random.Generator, count: int, dim: int, samples: int, k: int,
@@ -165,7 +155,7 @@ def mixture_means(rng: np.random.Generator, count: int, dim: int, classes: int,
         return np.concatenate([u, -u], axis=1) * (separation / 2)
     if classes > dim:
         raise ValueError(f"{classes} equidistant means need dim >= classes, got dim {dim}")
-    directions = np.swapaxes(random_rotations(rng, count, dim)[..., :classes], -1, -2)
+    directions = np.swapaxes(random_orthogonal(rng, count, dim)[..., :classes], -1, -2)
     return directions * (separation / np.sqrt(2))
 
 

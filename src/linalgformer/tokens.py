@@ -22,9 +22,8 @@ matrix [[3.14159, -0.0123], [0.0, 1234.5]] is written
 - B1999: ``V2 V2 N314 E-2 N-123 E-4 N0 E0 N123 E1``
 - FP15:  ``V2 V2 N314e7 N-123e5 N0e0 N123e10``
 
-Batches travel as :class:`~linalgformer.problems.base.Sequences` of vocabulary ids; the batch
-functions here (:func:`encode_matrices`, :func:`concat_sequences`) are vectorised over the whole
-batch, while decoding (:func:`decode_matrix`) reads one prediction and never raises.
+Batches travel as :class:`~linalgformer.sequences.Sequences` of vocabulary ids; the batch
+function here (:func:`encode_matrices`) is vectorised over the whole batch, while decoding (:func:`decode_matrix`) reads one prediction and never raises.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from linalgformer.problems.base import Sequences
+from linalgformer.sequences import Sequences, compact
 
 ENCODINGS = ("P10", "P1000", "B1999", "FP15")
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
@@ -676,15 +675,6 @@ def decode_matrix(encoding: NumberEncoding, vocab: Vocabulary, ids: Sequence[int
     return parse_matrix_tokens(encoding, tokens, max_dim=vocab.max_dim)
 
 
-def _compact(ids: np.ndarray, keep: np.ndarray, lengths: np.ndarray, pad_id: int) -> np.ndarray:
-    """Move each row's kept entries to its front, in order; pad the rest. (B, L) -> (B, max len)."""
-    out = np.full((len(ids), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
-    rows, cols = np.nonzero(keep)
-    targets = np.cumsum(keep, axis=1) - 1
-    out[rows, targets[rows, cols]] = ids[rows, cols]
-    return out
-
-
 def encode_matrices(encoding: NumberEncoding, vocab: Vocabulary, mats: np.ndarray) -> Sequences:
     """A batch of equal-shape matrices (B, r, c) -> Sequences of ``V{r} V{c}`` + entries row-major.
 
@@ -702,16 +692,6 @@ def encode_matrices(encoding: NumberEncoding, vocab: Vocabulary, mats: np.ndarra
     body = vocab.table(encoding)[np.maximum(codes, 0)].reshape(batch, count * encoding.width)
     body_lengths = lengths.reshape(batch, count).sum(axis=1)
     if not keep.all():
-        body = _compact(body, keep, body_lengths, vocab.pad_id)
+        body = compact(body, keep, body_lengths, vocab.pad_id)
     ids = np.concatenate([np.broadcast_to(header, (batch, 2)), body], axis=1)
     return Sequences(ids=ids, lengths=(body_lengths + 2).astype(np.int64))
-
-
-def concat_sequences(parts: Sequence[Sequences], pad_id: int) -> Sequences:
-    """Join batches example-wise: row b is parts[0] row b, then parts[1] row b, ... (vectorised)."""
-    if not parts:
-        raise ValueError("concat_sequences needs at least one part")
-    ids = np.concatenate([p.ids for p in parts], axis=1)
-    keep = np.concatenate([np.arange(p.ids.shape[1]) < p.lengths[:, None] for p in parts], axis=1)
-    lengths = np.sum([p.lengths for p in parts], axis=0).astype(np.int64)
-    return Sequences(ids=_compact(ids, keep, lengths, pad_id), lengths=lengths)

@@ -14,6 +14,7 @@ from typing import Any
 
 from linalgformer.errors import UserError
 from linalgformer.evaluate import render_table
+from linalgformer.tracking import read_metrics
 
 COLUMNS = ["preset", "problem", "size", "encodings", "model", "examples", "train s", "acc@5%", "acc@1%", "device"]
 
@@ -27,8 +28,6 @@ def load_result(path: Path) -> dict[str, Any]:
 
 def result_row(result: dict[str, Any]) -> list[Any] | None:
     """The table row of one Charton single-run result (None for grids and other families)."""
-    from linalgformer.tracking import read_metrics
-
     run_dir, metrics = Path(result.get("run_dir", "")), result.get("metrics") or {}
     if result.get("family") != "charton" or "acc@0.05" not in metrics or not (run_dir / "config.json").is_file():
         return None

@@ -1,7 +1,8 @@
-"""One experiment abstraction for the three families: problem + model + loss + metrics.
+"""The plug-in interface of an experiment family: problem + model + loss + metrics.
 
 The trainer (``linalgformer.train``), the evaluator and the CLI only ever talk to an
-:class:`Experiment`. A family (charton, spectral, newton) is a module that defines
+:class:`Experiment`. A family (charton, spectral, newton) is a module of this package, registered
+by name in :mod:`linalgformer.experiments.registry`, that defines
 
 * ``ProblemConfig`` and ``ModelConfig`` dataclasses (the ``problem`` and ``model`` config sections),
 * an ``Experiment`` subclass built from a :class:`~linalgformer.config.RunConfig`.
@@ -12,7 +13,6 @@ device by the trainer. Randomness comes only from the ``numpy.random.Generator``
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -20,18 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from linalgformer.config import RunConfig, TrainConfig, from_dict
+from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
 
 Batch = dict[str, torch.Tensor]
 
-FAMILY_MODULES = {
-    "charton": "linalgformer.experiments.charton",
-    "spectral": "linalgformer.experiments.spectral",
-    "newton": "linalgformer.experiments.newton",
-}
-# Keys a preset YAML may hold beside the run config (read by ``linalgformer.reproduce``).
-PRESET_ONLY = ("title", "reproduce")
 
 
 class Experiment(ABC):
@@ -72,31 +65,3 @@ class Experiment(ABC):
     def batch_tokens(self, batch: Batch) -> int:
         """Number of non-padding input+output positions in a batch (for tokens/s)."""
         return sum(int(v.numel()) for k, v in batch.items() if k.endswith("ids"))
-
-
-def family_module(family: str):
-    if family not in FAMILY_MODULES:
-        raise UserError(f"unknown experiment family {family!r} (known: {', '.join(FAMILY_MODULES)}).")
-    return importlib.import_module(FAMILY_MODULES[family])
-
-
-def run_config_from_dict(data: dict) -> RunConfig:
-    """Resolve a nested dict (YAML preset, overrides applied) into a typed RunConfig."""
-    if not isinstance(data, dict):
-        raise UserError("a run config must be a mapping with family, problem, model and train.")
-    data = {k: v for k, v in data.items() if k not in PRESET_ONLY}
-    unknown = sorted(set(data) - {"family", "problem", "model", "train"})
-    if unknown:
-        raise UserError(f"unknown config section {unknown[0]!r} (known: family, problem, model, train).")
-    family = data.get("family", "charton")
-    module = family_module(family)
-    return RunConfig(
-        family=family,
-        problem=from_dict(module.ProblemConfig, data.get("problem") or {}, "problem"),
-        model=from_dict(module.ModelConfig, data.get("model") or {}, "model"),
-        train=from_dict(TrainConfig, data.get("train") or {}, "train"),
-    )
-
-
-def build_experiment(config: RunConfig) -> Experiment:
-    return family_module(config.family).Experiment(config)

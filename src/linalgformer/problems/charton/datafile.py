@@ -18,16 +18,16 @@ first bad one with a :class:`UserError` naming the file and line.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from array import array
 from pathlib import Path
 
 import numpy as np
 
 from linalgformer.errors import UserError
-from linalgformer.numbers import decode_matrix
-from linalgformer.problems.base import Examples, Problem, Sequences
+from linalgformer.files import atomic_write_lines
+from linalgformer.problems.charton.contract import Examples, Problem
+from linalgformer.sequences import Sequences
+from linalgformer.tokens import decode_matrix
 
 FORMATS = ("text", "jsonl")
 MAX_FILE_BYTES = 4 * 2**30  # larger files are refused from their size, before any is read
@@ -45,19 +45,9 @@ def write_examples(path: str | Path, problem: Problem, examples: Examples, fmt: 
     if not directory.is_dir():
         raise UserError(f"cannot write {path}: directory {directory} does not exist.")
     try:
-        handle = tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{path.name}.", delete=False)
+        atomic_write_lines(path, lines)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}.") from None
-    try:
-        with handle:
-            for line in lines:
-                handle.write(line + "\n")
-        os.replace(handle.name, path)
-    except BaseException as err:
-        Path(handle.name).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise UserError(f"cannot write {path}: {err.strerror or err}.") from None
-        raise
     return len(examples)
 
 

@@ -1,9 +1,10 @@
-"""The contract of a tokenized (Charton) problem, as the trainer, evaluator and CLI use it.
+"""The contract of a tokenized (Charton) problem, as the experiment, evaluator and CLI use it.
 
 A problem turns random matrices into (input tokens, output tokens) pairs and judges a decoded
 prediction with its own mathematics. Everything here is numpy, seeded by an explicit Generator.
 
-Token sequences travel as :class:`Sequences`: a padded int array of vocabulary ids plus lengths,
+Token sequences travel as :class:`~linalgformer.sequences.Sequences`: a padded int array of
+vocabulary ids plus lengths,
 *without* <bos>/<eos> (the seq2seq experiment adds those).
 """
 
@@ -14,15 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linalgformer.sequences import Sequences
+
 TOLERANCES = (0.05, 0.02, 0.01, 0.005)
-
-
-@dataclass
-class Sequences:
-    """A batch of token-id sequences: ``ids`` (B, L) int64 padded with ``pad_id``, ``lengths`` (B,)."""
-
-    ids: np.ndarray
-    lengths: np.ndarray
 
 
 @dataclass
@@ -75,7 +70,7 @@ class Problem(ABC):
     @property
     @abstractmethod
     def vocab(self):
-        """The :class:`linalgformer.numbers.Vocabulary` of input and output tokens."""
+        """The :class:`linalgformer.tokens.Vocabulary` of input and output tokens."""
 
     @abstractmethod
     def sample(self, rng: np.random.Generator, count: int) -> Examples:

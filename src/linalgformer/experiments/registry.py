@@ -1,0 +1,49 @@
+"""The experiment families by name, and run configs resolved against them.
+
+A family module is loaded when a config names it (``importlib``), so that a run of one family does
+not import the others' dependencies; the import-graph test reads :data:`FAMILY_MODULES` as edges.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from linalgformer.config import RunConfig, TrainConfig, from_dict
+from linalgformer.errors import UserError
+from linalgformer.experiments.plugin import Experiment
+
+FAMILY_MODULES = {
+    "charton": "linalgformer.experiments.charton",
+    "spectral": "linalgformer.experiments.spectral",
+    "newton": "linalgformer.experiments.newton",
+}
+# Keys a preset YAML may hold beside the run config (read by ``linalgformer.reproduce``).
+PRESET_ONLY = ("title", "reproduce")
+
+
+def family_module(family: str):
+    if family not in FAMILY_MODULES:
+        raise UserError(f"unknown experiment family {family!r} (known: {', '.join(FAMILY_MODULES)}).")
+    return importlib.import_module(FAMILY_MODULES[family])
+
+
+def run_config_from_dict(data: dict) -> RunConfig:
+    """Resolve a nested dict (YAML preset, overrides applied) into a typed RunConfig."""
+    if not isinstance(data, dict):
+        raise UserError("a run config must be a mapping with family, problem, model and train.")
+    data = {k: v for k, v in data.items() if k not in PRESET_ONLY}
+    unknown = sorted(set(data) - {"family", "problem", "model", "train"})
+    if unknown:
+        raise UserError(f"unknown config section {unknown[0]!r} (known: family, problem, model, train).")
+    family = data.get("family", "charton")
+    module = family_module(family)
+    return RunConfig(
+        family=family,
+        problem=from_dict(module.ProblemConfig, data.get("problem") or {}, "problem"),
+        model=from_dict(module.ModelConfig, data.get("model") or {}, "model"),
+        train=from_dict(TrainConfig, data.get("train") or {}, "train"),
+    )
+
+
+def build_experiment(config: RunConfig) -> Experiment:
+    return family_module(config.family).Experiment(config)

@@ -1,0 +1,62 @@
+"""The ``problem:`` section of a Charton run config, and the settings resolved from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from linalgformer import matrices
+from linalgformer.tokens import NumberEncoding, Vocabulary
+
+PROBLEMS = ("transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
+            "eigenvectors", "invert_matrix", "syminverse", "singularvalues", "singularvectors",
+            "cotraining")
+LAWS = matrices.LAWS
+SYMMETRIC_PROBLEMS = ("eigenvalues", "eigenvectors", "syminverse")
+SQUARE_PROBLEMS = SYMMETRIC_PROBLEMS + ("invert_matrix",)
+# The reference's default co-training set (its task letters T A D M E F I).
+DEFAULT_COTRAINING = ("transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
+                      "eigenvectors", "invert_matrix")
+
+
+@dataclass
+class ProblemConfig:
+    """The ``problem:`` section of a Charton run config."""
+
+    name: str = "transpose"
+    dim: int = 5
+    min_dim: int = 0  # 0: dim
+    max_dim: int = 0  # 0: dim
+    encoding: str = "P1000"  # both sides unless overridden below
+    input_encoding: str = ""  # "": encoding
+    output_encoding: str = ""  # "": encoding
+    precision: int = 3
+    max_exponent: int = 0  # 0: the encoding's default
+    distribution: str = ""  # eigenvalue law(s) of symmetric problems, e.g. "laplace,semicircle:2"
+    coefficients: str = "uniform"  # uniform | gaussian
+    bound: float = 10.0
+    noise: float = 0.0  # input noise std, relative to the coefficients' std
+    rectangular: bool = False  # columns drawn in [min_dim, max_dim] too
+    tasks: str = ""  # cotraining: comma-separated problem names ("": the reference's seven)
+    max_vocab_dim: int = 100  # dimension tokens V1..V{max_vocab_dim}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Resolved generation settings shared by every problem of one run."""
+
+    min_dim: int
+    max_dim: int
+    rectangular: bool
+    coefficients: str
+    bound: float
+    noise: float
+    laws: matrices.Mixture  # eigenvalue laws (symmetric problems) or the coefficient law
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """The number encodings of each side and the shared vocabulary."""
+
+    input: NumberEncoding
+    output: NumberEncoding
+    vocab: Vocabulary

@@ -1,0 +1,176 @@
+"""The ten matrix problems: each defines its shapes, its exact answer (``solve``) and the checks
+of a prediction where the answer is not unique."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linalgformer import matrices
+from linalgformer.errors import UserError
+from linalgformer.linalg import canonical_sign, column_signs, diagonal, identity, safe_inverse, transpose
+from linalgformer.problems.charton.matrix_problem import MatrixProblem
+
+
+class Transpose(MatrixProblem):
+    name, summary = "transpose", "A -> A^T"
+
+    def output_shape(self, rows, cols):
+        return cols, rows
+
+    def solve(self, inputs):
+        return transpose(inputs).copy(), np.ones(len(inputs), dtype=bool)
+
+
+class MatrixSum(MatrixProblem):
+    name, summary = "matrix_sum", "[A|B] -> A + B"
+
+    def input_shape(self, rows, cols):
+        return rows, 2 * cols
+
+    def operand_dims(self, shape):
+        return shape[0], shape[1] // 2
+
+    def output_shape(self, rows, cols):
+        return rows, cols
+
+    def solve(self, inputs):
+        half = inputs.shape[2] // 2
+        return inputs[:, :, :half] + inputs[:, :, half:], np.ones(len(inputs), dtype=bool)
+
+    def check_input_shape(self, shape):
+        if shape[1] % 2:
+            raise UserError(f"{self.name} needs [A|B] side by side: an even number of columns, got {shape[1]}.")
+        super().check_input_shape(shape)
+
+
+class MatrixVector(MatrixProblem):
+    name, summary = "matrix_vector", "[M|v] -> M^T v"
+
+    def input_shape(self, rows, cols):
+        return rows, cols + 1
+
+    def operand_dims(self, shape):
+        return shape[0], shape[1] - 1
+
+    def output_shape(self, rows, cols):
+        return cols, 1
+
+    def solve(self, inputs):
+        return transpose(inputs[:, :, :-1]) @ inputs[:, :, -1:], np.ones(len(inputs), dtype=bool)
+
+    def check_input_shape(self, shape):
+        if shape[1] < 2:
+            raise UserError(f"{self.name} needs [M|v] side by side: at least 2 columns, got {shape[1]}.")
+        super().check_input_shape(shape)
+
+
+class MatrixProduct(MatrixSum):
+    name, summary = "matrix_product", "[A|B] -> A^T B"
+
+    def output_shape(self, rows, cols):
+        return cols, cols
+
+    def solve(self, inputs):
+        half = inputs.shape[2] // 2
+        return transpose(inputs[:, :, :half]) @ inputs[:, :, half:], np.ones(len(inputs), dtype=bool)
+
+
+class Eigenvalues(MatrixProblem):
+    name, summary = "eigenvalues", "symmetric M -> eigenvalues, descending"
+    symmetric = square = True
+
+    def output_shape(self, rows, cols):
+        return rows, 1
+
+    def solve(self, inputs):
+        values = np.linalg.eigvalsh(inputs)[:, ::-1]
+        return values[:, :, None].copy(), np.ones(len(inputs), dtype=bool)
+
+
+class Eigenvectors(MatrixProblem):
+    name, summary = "eigenvectors", "symmetric M -> [lambda; Q]"
+    symmetric = square = True
+
+    def output_shape(self, rows, cols):
+        return rows + 1, rows
+
+    def solve(self, inputs):
+        values, vectors = np.linalg.eigh(inputs)
+        values, vectors = values[:, ::-1], vectors[:, :, ::-1]
+        vectors = canonical_sign(vectors)
+        return np.concatenate([values[:, None, :], vectors], axis=1), np.ones(len(inputs), dtype=bool)
+
+    def checks(self, operands, targets, predictions):
+        values, vectors = predictions[:, 0, :], predictions[:, 1:, :]
+        spectrum = diagonal(values)
+        eye = identity(len(values), values.shape[1])
+        return [(transpose(vectors) @ operands @ vectors - spectrum, spectrum),
+                (transpose(vectors) @ vectors - eye, eye)]
+
+    def clean_operand(self, inputs, targets):
+        return matrices.from_spectrum(targets[:, 0, :], targets[:, 1:, :])
+
+
+class InvertMatrix(MatrixProblem):
+    name, summary = "invert_matrix", "A -> A^-1"
+    square = True
+
+    def output_shape(self, rows, cols):
+        return rows, rows
+
+    def solve(self, inputs):
+        return safe_inverse(inputs)
+
+    def checks(self, operands, targets, predictions):
+        eye = identity(len(operands), operands.shape[1])
+        return [(operands @ predictions - eye, eye)]
+
+    def clean_operand(self, inputs, targets):
+        return np.linalg.inv(targets)
+
+
+class SymInverse(InvertMatrix):
+    name, summary = "syminverse", "symmetric A -> A^-1"
+    symmetric = True
+
+
+class SingularValues(MatrixProblem):
+    name, summary = "singularvalues", "A -> singular values, descending"
+
+    def output_shape(self, rows, cols):
+        return min(rows, cols), 1
+
+    def solve(self, inputs):
+        values = np.linalg.svd(inputs, compute_uv=False)
+        return values[:, :, None].copy(), np.ones(len(inputs), dtype=bool)
+
+
+class SingularVectors(MatrixProblem):
+    name, summary = "singularvectors", "A -> [sigma; U; V]"
+
+    def output_shape(self, rows, cols):
+        return 1 + rows + cols, min(rows, cols)
+
+    def solve(self, inputs):
+        left, values, right_t = np.linalg.svd(inputs, full_matrices=False)
+        signs = column_signs(left)
+        left, right = left * signs, transpose(right_t) * signs
+        return np.concatenate([values[:, None, :], left, right], axis=1), np.ones(len(inputs), dtype=bool)
+
+    def checks(self, operands, targets, predictions):
+        rows = operands.shape[1]
+        values, left, right = predictions[:, 0, :], predictions[:, 1:1 + rows], predictions[:, 1 + rows:]
+        spectrum = diagonal(values)
+        eye = identity(len(values), values.shape[1])
+        return [(transpose(left) @ operands @ right - spectrum, spectrum),
+                (transpose(left) @ left - eye, eye), (transpose(right) @ right - eye, eye)]
+
+    def clean_operand(self, inputs, targets):
+        rows = inputs.shape[1]
+        values, left, right = targets[:, 0, :], targets[:, 1:1 + rows], targets[:, 1 + rows:]
+        return (left * values[:, None, :]) @ transpose(right)
+
+
+MATRIX_PROBLEMS: dict[str, type[MatrixProblem]] = {cls.name: cls for cls in (
+    Transpose, MatrixSum, MatrixVector, MatrixProduct, Eigenvalues, Eigenvectors, InvertMatrix,
+    SymInverse, SingularValues, SingularVectors)}
