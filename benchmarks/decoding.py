@@ -27,22 +27,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
-from linalgformer.models import decoding as current  # noqa: E402
+from linalgformer.models import charton_decoding as current  # noqa: E402
 
 
 def load_before(ref: str):
-    """``models/seq2seq.py`` and ``models/decoding.py`` as they were at git ``ref``, imported as a
-    separate package (the rest of linalgformer is today's), for a side-by-side "before" row."""
-    root = Path(__file__).resolve().parents[1]
+    """The seq2seq model and its decoding as they were at git ``ref`` (``models/charton.py`` and
+    ``models/charton_decoding.py``; before the renames ``models/seq2seq.py`` and ``models/decoding.py``),
+    imported as a separate package (the rest of linalgformer is today's), for a "before" row."""
     package = common.scratch_dir("linalgformer-before-") / "before_models"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("seq2seq", "decoding"):
-        text = subprocess.run(["git", "show", f"{ref}:src/linalgformer/models/{name}.py"], cwd=root,
-                              capture_output=True, text=True, check=True).stdout
-        (package / f"{name}.py").write_text(text.replace("linalgformer.models.seq2seq", "before_models.seq2seq"))
+    for name, older in (("seq2seq", "seq2seq"), ("decoding", "decoding")):
+        text = git_show(ref, f"{'charton' if name == 'seq2seq' else 'charton_decoding'}.py") or git_show(ref, f"{older}.py")
+        for module in ("linalgformer.models.charton", "linalgformer.models.seq2seq"):
+            text = text.replace(module + "\n", "before_models.seq2seq\n").replace(module + " ", "before_models.seq2seq ")
+        (package / f"{name}.py").write_text(text)
     sys.path.insert(0, str(package.parent))
     return importlib.import_module("before_models.seq2seq"), importlib.import_module("before_models.decoding")
+
+
+def git_show(ref: str, name: str) -> str:
+    """``src/linalgformer/models/NAME`` at git ``ref``; "" if it did not exist there."""
+    root = Path(__file__).resolve().parents[1]
+    shown = subprocess.run(["git", "show", f"{ref}:src/linalgformer/models/{name}"], cwd=root,
+                           capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else ""
 
 
 def build(args, device: torch.device):
@@ -132,7 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--before", metavar="GIT_REF",
-                        help="add rows for models/seq2seq.py + models/decoding.py as they were at GIT_REF")
+                        help="add rows for the seq2seq model + its decoding (models/charton*.py) as they were at GIT_REF")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     args.precisions = [p.strip() for p in args.precisions.split(",")]

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from linalgformer import checkpoint as ckpt
 from linalgformer.bundled import BUNDLED_DIR
-from linalgformer.evaluate import evaluation_json
+from linalgformer.tables import evaluation_json
 from linalgformer.runs import load_run
 from linalgformer.tracking import read_metrics
 

@@ -1,6 +1,6 @@
 """The evaluation tables the CLI prints."""
 
-from linalgformer.evaluate import evaluation_table, method_table
+from linalgformer.tables import evaluation_table, method_table
 
 
 def test_baselines_reported_under_a_prefix_become_rows():

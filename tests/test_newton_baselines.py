@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 from linalgformer.baselines.newton import (DampedNewtonLogistic, ExactInverse, ExactRegression,
                                            GradientDescentLogistic, GradientDescentRegression,
                                            NewtonSchulzInverse, NewtonSchulzRegression, newton_schulz_coefficients)
-from linalgformer.problems.incontext import (Curriculum, ProblemConfig, logistic_objective, sample_inverse,
+from linalgformer.problems.newton import (Curriculum, ProblemConfig, logistic_objective, sample_inverse,
                                              sample_linreg, sample_logreg, split_prompt)
 
 

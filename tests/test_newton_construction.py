@@ -6,7 +6,7 @@ import torch
 
 from linalgformer.baselines.newton import ExactRegression, newton_schulz_iterates, predicted_steps
 from linalgformer.models.newton_construction import NewtonInverseConstruction, NewtonRegressionConstruction
-from linalgformer.problems.incontext import ProblemConfig, sample_inverse, sample_linreg, split_prompt
+from linalgformer.problems.newton import ProblemConfig, sample_inverse, sample_linreg, split_prompt
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from linalgformer.models.decoding import beam_search, greedy
-from linalgformer.models.seq2seq import ModelConfig, Seq2Seq
+from linalgformer.models.charton_decoding import beam_search, greedy
+from linalgformer.models.charton import ModelConfig, Seq2Seq
 
 PAD, BOS, EOS, VOCAB = 0, 1, 2, 20
 VARIANTS = {

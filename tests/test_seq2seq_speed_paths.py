@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from linalgformer.models.seq2seq import Attention, ModelConfig, Seq2Seq
+from linalgformer.models.charton import Attention, ModelConfig, Seq2Seq
 
 VOCAB, PAD, BOS, EOS = 20, 0, 1, 2
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from linalgformer.baselines.spectral import power_iterate, power_method, start_vectors
-from linalgformer.models.power_construction import PowerIterationTransformer, schedule
+from linalgformer.models.spectral_construction import PowerIterationTransformer, schedule
 from linalgformer.problems.spectral import abs_cosines, sample_pca, second_moment
 
 

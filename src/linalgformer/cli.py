@@ -264,7 +264,7 @@ def cmd_train(args) -> int:
     from linalgformer.train import train_run
 
     config = run_config_from_dict(train_config_dict(args))
-    from linalgformer.evaluate import format_metrics
+    from linalgformer.tables import format_metrics
 
     final = train_run(config, args.out, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
@@ -288,7 +288,7 @@ def parse_dims(text: str | None) -> list[int] | None:
 def cmd_evaluate(args) -> int:
     from linalgformer.bundled import resolve_model
     from linalgformer.runs import load_run
-    from linalgformer.evaluate import evaluation_json, evaluation_table
+    from linalgformer.tables import evaluation_json, evaluation_table
     from linalgformer.train import pick_device
 
     positive("count", args.count, 1_000_000)
@@ -409,7 +409,7 @@ def card_score(card: dict) -> str:
 
 def cmd_models(args) -> int:
     from linalgformer.bundled import bundled_models, model_card
-    from linalgformer.evaluate import render_table
+    from linalgformer.tables import render_table
 
     cards = [dict(model_card(path), name=name) for name, path in bundled_models().items()]
     if args.json:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from linalgformer import checkpoint as ckpt
 from linalgformer.config import RunConfig, TrainConfig, dump_json
 from linalgformer.errors import UserError
-from linalgformer.evaluate import by_method
+from linalgformer.tables import by_method
 from linalgformer.experiments.plugin import Experiment
 from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.tracking import MetricLogger, progress_bar

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from linalgformer.linalg import newton_schulz_coefficients
-from linalgformer.problems.incontext import damped_newton_step, logistic_gradient_hessian, logistic_minimiser, split_prompt
+from linalgformer.problems.newton import damped_newton_step, logistic_gradient_hessian, logistic_minimiser, split_prompt
 
 GD_SCALES = (0.5, 1.0, 1.5, 1.9)  # step sizes tried for gradient descent, in units of 1/lambda_max
 

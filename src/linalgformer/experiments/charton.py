@@ -21,8 +21,8 @@ from linalgformer.errors import UserError
 from linalgformer.files import atomic_write_lines
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
-from linalgformer.models.decoding import beam_search, greedy
-from linalgformer.models.seq2seq import ModelConfig, Seq2Seq
+from linalgformer.models.charton_decoding import beam_search, greedy
+from linalgformer.models.charton import ModelConfig, Seq2Seq
 from linalgformer.problems.charton.config import ProblemConfig
 from linalgformer.problems.charton.contract import TOLERANCES, Examples, Scores
 from linalgformer.problems.charton.datafile import read_examples

@@ -30,9 +30,9 @@ from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
-from linalgformer.models.linear_transformer import LinearTransformer, ModelConfig
+from linalgformer.models.newton import LinearTransformer, ModelConfig
 from linalgformer.models.newton_construction import NewtonInverseConstruction
-from linalgformer.problems.incontext import (Curriculum, ProblemConfig, sample_inverse, sample_linreg,
+from linalgformer.problems.newton import (Curriculum, ProblemConfig, sample_inverse, sample_linreg,
                                              sample_logreg)
 
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
@@ -156,7 +156,7 @@ def summarize(losses: dict[str, np.ndarray], kappa: np.ndarray, task: str) -> di
 
 
 class Experiment(BaseExperiment):
-    """In-context Newton: problems of :mod:`linalgformer.problems.incontext`, linear transformers.
+    """In-context Newton: problems of :mod:`linalgformer.problems.newton`, linear transformers.
 
     With ``problem.curriculum`` the dimension and prompt length grow with the number of batches
     drawn by this object (``set_step`` sets it, e.g. on resume)."""

@@ -43,7 +43,7 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.linalg import canonical_sign
-from linalgformer.models.encoder import ModelConfig, Outputs, SpectralEncoder
+from linalgformer.models.spectral import ModelConfig, Outputs, SpectralEncoder
 from linalgformer.problems.spectral import (ProblemConfig, SpectralExamples, abs_cosines,
                                             eigenvalue_relative_error, matched_accuracy, pca_examples, sample_gmm,
                                             sample_pca, subspace_distance)

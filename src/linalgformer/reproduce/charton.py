@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from linalgformer.config import RunConfig
-from linalgformer.evaluate import evaluation_table, render_table
+from linalgformer.tables import evaluation_table, render_table
 from linalgformer.experiments.charton import accuracy_key
 from linalgformer.reproduce.steps import trained, training_done
 

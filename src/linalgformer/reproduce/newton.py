@@ -14,12 +14,12 @@ import torch
 from linalgformer.baselines.newton import ExactRegression, newton_schulz_iterates, predicted_steps
 from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
-from linalgformer.evaluate import text_table
+from linalgformer.tables import text_table
 from linalgformer.experiments.newton import (ORDERS, TOLERANCE, TestSet, baseline_losses, example_losses,
                                              model_answers, test_set)
 from linalgformer.models.newton_construction import NewtonInverseConstruction, NewtonRegressionConstruction
 from linalgformer.plotting import pyplot, save
-from linalgformer.problems.incontext import ProblemConfig, sample_inverse, sample_linreg, split_prompt
+from linalgformer.problems.newton import ProblemConfig, sample_inverse, sample_linreg, split_prompt
 from linalgformer.reproduce.steps import trained
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from linalgformer.errors import UserError
-from linalgformer.evaluate import render_table
+from linalgformer.tables import render_table
 from linalgformer.tracking import read_metrics
 
 COLUMNS = ["preset", "problem", "size", "encodings", "model", "examples", "train s", "acc@5%", "acc@1%", "device"]

@@ -13,7 +13,7 @@ import torch
 
 from linalgformer.baselines.spectral import PowerMethod
 from linalgformer.config import RunConfig
-from linalgformer.evaluate import text_table
+from linalgformer.tables import text_table
 from linalgformer.experiments.spectral import Experiment, pca_metrics, predict
 from linalgformer.plotting import pyplot, save
 from linalgformer.reproduce.steps import last_record, trained

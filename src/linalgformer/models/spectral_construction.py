@@ -1,6 +1,6 @@
 """A ReLU-attention transformer whose weights are set by hand to run the deflated power method.
 
-It is built from the same :class:`~linalgformer.models.encoder.EncoderLayer` as the trained models
+It is built from the same :class:`~linalgformer.models.spectral.EncoderLayer` as the trained models
 (ReLU attention, heads averaged, no LayerNorm, no MLP, residual), and it reproduces
 ``baselines.spectral.power_method(..., mode="sequential")`` iterate for iterate.
 
@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from linalgformer.models.encoder import EncoderLayer, frobenius_scale, second_moment
+from linalgformer.models.spectral import EncoderLayer, frobenius_scale, second_moment
 
 HEADS = 8  # 5 are used; a power of two makes the average-then-multiply by H exact
 

@@ -30,7 +30,7 @@ checkpoints do not depend on it.
 ``encoder_only=True`` drops the decoder: logits for output position i are read linearly from encoder
 position i (the output must be no longer than the padded input).
 
-Decoding (greedy, beam search) lives in :mod:`linalgformer.models.decoding`; it uses
+Decoding (greedy, beam search) lives in :mod:`linalgformer.models.charton_decoding`; it uses
 :meth:`Seq2Seq.start_cache` and :meth:`Seq2Seq.decode_step`, which run one new position at a time
 against a :class:`DecoderCache` of past self-attention keys/values and the memory's cross-attention
 keys/values (computed once).

@@ -1,9 +1,9 @@
-"""Greedy decoding and beam search for :class:`~linalgformer.models.seq2seq.Seq2Seq`, batched.
+"""Greedy decoding and beam search for :class:`~linalgformer.models.charton.Seq2Seq`, batched.
 
 Both run the encoder once, then the decoder one position at a time. With the KV cache (the
 default) each step feeds only the newest token: every decoder layer keeps the keys/values of the
 positions already decoded and the cross-attention keys/values of the memory, computed once (see
-:class:`~linalgformer.models.seq2seq.DecoderCache`). Without it (``use_cache=False``, greedy only),
+:class:`~linalgformer.models.charton.DecoderCache`). Without it (``use_cache=False``, greedy only),
 each step re-runs the decoder on the whole prefix; the two give the same tokens.
 
 Conventions:
@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from linalgformer.models.seq2seq import Seq2Seq
+from linalgformer.models.charton import Seq2Seq
 
 
 @contextlib.contextmanager
