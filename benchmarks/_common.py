@@ -9,6 +9,7 @@ rounds of (baseline time / variant time) within the same round.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import math
 import os
@@ -209,19 +210,18 @@ def run_config(preset: dict, train: dict | None = None):
 
 
 def build_trainer(config, device: torch.device, seed: int = 0, full_readout: bool = False):
-    """(experiment, Trainer) exactly as ``train_run`` builds them, on a throwaway run directory;
-    ``full_readout`` builds the Charton model as it was before it read out only answer tokens."""
+    """(experiment, Trainer) as ``train_run`` builds them (``linalgformer.train.build_trainer``), on a
+    throwaway run directory, the model seeded by ``seed``, nothing logged; ``full_readout`` builds
+    the Charton model as it was before it read out only answer tokens."""
     from linalgformer.experiments.registry import build_experiment
-    from linalgformer.tracking import MetricLogger
-    from linalgformer.train import Runtime, Trainer, autocast_dtype
+    from linalgformer.train import Runtime, autocast_dtype, seeded_model
+    from linalgformer.train import build_trainer as trainer_of
 
     experiment = build_experiment(config)
     if full_readout:
         experiment.restrict_read_out = False
-    torch.manual_seed(seed)
-    model = experiment.build_model().to(device)
-    run_dir = scratch_dir("linalgformer-bench-")
     rt = Runtime(device, autocast_dtype=autocast_dtype(config.train.precision, device))
-    trainer = Trainer(config, experiment, model, rt, run_dir, MetricLogger(run_dir, enabled=False),
-                      progress_enabled=False)
+    init = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))  # seed: init only
+    trainer = trainer_of(config, scratch_dir("linalgformer-bench-"), rt, experiment=experiment,
+                         model=seeded_model(experiment, init, rt), progress=False, logging=False)
     return experiment, trainer

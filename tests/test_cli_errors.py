@@ -135,3 +135,19 @@ def test_unwritable_out(tmp_path):
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     assert main(["generate", "--out", str(locked / "x.txt")]) == 2
+
+
+@pytest.mark.parametrize("flag", [["--encoding", "P10"], ["--enc-layers", "2"], ["--distribution", "laplace"]])
+def test_charton_flags_are_refused_for_other_families(flag, tmp_path, capsys):
+    assert main(["train", "--family", "spectral", *flag, "--out", str(tmp_path / "run")]) == 2
+    assert "does not apply to the spectral family" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_layers_sets_the_depth_of_any_family(tmp_path):
+    from linalgformer.cli import build_parser, train_config_dict
+
+    args = build_parser().parse_args(["train", "--family", "newton", "--layers", "5", "--out", str(tmp_path)])
+    assert train_config_dict(args)["model"] == {"layers": 5}
+    args = build_parser().parse_args(["train", "--layers", "3", "--out", str(tmp_path)])
+    assert train_config_dict(args)["model"]["enc_layers"] == train_config_dict(args)["model"]["dec_layers"] == 3

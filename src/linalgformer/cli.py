@@ -247,16 +247,37 @@ def train_config_dict(args) -> dict:
         data = {"family": args.family or "charton"}
     if args.family:
         data["family"] = args.family
+    fields = family_fields(data.get("family", "charton"))
     for flag, key in TRAIN_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
+            check_flag(flag, key, data.get("family", "charton"), fields)
             apply_override(data, f"{key}={json.dumps(value)}")
-    if args.layers is not None:
-        apply_override(data, f"model.enc_layers={args.layers}")
-        apply_override(data, f"model.dec_layers={args.layers}")
+    if args.layers is not None:  # Charton: encoder and decoder; the other families: model.layers
+        keys = ["model.layers"] if "model.layers" in fields else ["model.enc_layers", "model.dec_layers"]
+        for key in keys:
+            apply_override(data, f"{key}={args.layers}")
     for assignment in args.set:
         apply_override(data, assignment)
     return data
+
+
+def family_fields(family: str) -> set[str]:
+    """"section.key" of every setting the family's run config has (a flag that sets another is refused)."""
+    import dataclasses
+
+    from linalgformer.config import TrainConfig
+    from linalgformer.experiments.registry import family_module
+
+    module = family_module(family)
+    sections = {"problem": module.ProblemConfig, "model": module.ModelConfig, "train": TrainConfig}
+    return {f"{name}.{f.name}" for name, cls in sections.items() for f in dataclasses.fields(cls)}
+
+
+def check_flag(flag: str, key: str, family: str, fields: set[str]) -> None:
+    if key not in fields:
+        raise UserError(f"--{flag.replace('_', '-')} does not apply to the {family} family (it has no {key}); "
+                        "use --set with one of its own settings.")
 
 
 def cmd_train(args) -> int:

@@ -39,6 +39,7 @@ from linalgformer.errors import UserError
 from linalgformer.tables import by_method
 from linalgformer.experiments.plugin import Experiment
 from linalgformer.experiments.registry import build_experiment, run_config_from_dict
+from linalgformer.files import atomic_write_text
 from linalgformer.tracking import MetricLogger, progress_bar
 
 # Train-section fields that may change when a run is resumed (they do not alter the trajectory).
@@ -457,34 +458,48 @@ def broadcast(obj: Any, rt: Runtime) -> Any:
     return box[0]
 
 
+def seeded_model(experiment: Experiment, config: RunConfig, rt: Runtime) -> torch.nn.Module:
+    """The experiment's fresh model, initialised from ``train.seed``, on the runtime's device."""
+    torch.manual_seed(config.train.seed)
+    return experiment.build_model().to(rt.device)
+
+
+def build_trainer(config: RunConfig, run_dir: Path, rt: Runtime, *, experiment: Experiment | None = None,
+                  model: torch.nn.Module | None = None, progress: bool = True, logging: bool = True) -> Trainer:
+    """The :class:`Trainer` of ``config`` in ``run_dir`` (restored from its checkpoint if it has one).
+
+    ``experiment`` and ``model`` default to the config's, the model seeded by ``train.seed``;
+    ``logging=False`` writes no metrics.jsonl (benchmarks)."""
+    experiment = experiment if experiment is not None else build_experiment(config)
+    model = model if model is not None else seeded_model(experiment, config, rt)
+    logger = MetricLogger(run_dir, enabled=rt.main and logging)
+    return Trainer(config, experiment, model, rt, Path(run_dir), logger, progress)
+
+
 def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the run in ``run_dir``; returns the final validation metrics.
 
-    The config, problem and model are checked before anything is written, so a bad config leaves
-    no run directory behind."""
+    The config is resolved once against the run directory, and the experiment and model are built
+    once, before anything is written: a bad config leaves no run directory behind."""
     run_dir = Path(run_dir)
     rt = setup_runtime(config.train)
     if rt.main:
         _check_run_dir(run_dir)
-    experiment = build_experiment(resolve_config(run_dir, config))
-    experiment.build_model()
+    config = resolve_config(run_dir, config)
+    experiment = build_experiment(config)
+    model = seeded_model(experiment, config, rt)
     if rt.main:
         _make_run_dir(run_dir)
-    lock = ckpt.run_lock(run_dir) if rt.main else nullcontext()
-    with lock:
-        config = resolve_config(run_dir, config)
+    with ckpt.run_lock(run_dir) if rt.main else nullcontext():
         if rt.main and ckpt.has_checkpoint(run_dir):
             ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
         if rt.main:
-            ckpt.atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
-        experiment = build_experiment(config)
-        torch.manual_seed(config.train.seed)
-        model = experiment.build_model().to(rt.device)
-        logger = MetricLogger(run_dir, enabled=rt.main)
+            atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
+        trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
         try:
-            final = Trainer(config, experiment, model, rt, run_dir, logger, progress).run()
+            final = trainer.run()
         finally:
-            logger.close()
+            trainer.logger.close()
     if rt.owns_group:
         end_process_group()
     return final
