@@ -25,8 +25,17 @@ def test_bf16_without_native_support_warns_but_runs(monkeypatch):
         assert train.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
 
 
-def test_bf16_is_fast_answers_a_bool_on_this_cpu():
-    assert isinstance(train.bf16_is_fast(torch.device("cpu")), bool)
+@pytest.mark.parametrize("answer", [True, False])
+def test_bf16_is_fast_on_a_cpu_is_onednn_s_answer(monkeypatch, answer):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: answer)
+    assert train.bf16_is_fast(torch.device("cpu")) is answer
+
+
+def test_bf16_is_not_fast_where_torch_cannot_say(monkeypatch):
+    def missing():
+        raise RuntimeError("no oneDNN in this build")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", missing)
+    assert train.bf16_is_fast(torch.device("cpu")) is False
 
 
 def test_cli_warnings_are_one_line():

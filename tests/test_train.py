@@ -210,3 +210,15 @@ def test_learns_3x3_transpose(tmp_path):
                                                "train.checkpoint_every=1000"])
     final = train_run(config, tmp_path / "run", progress=False)
     assert final["acc@0.05"] >= 0.95
+
+
+def test_weight_decay_leaves_biases_and_norms_out():
+    from linalgformer.config import TrainConfig
+    from linalgformer.train import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    optimizer, _ = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.1))
+    decayed = [p for group in optimizer.param_groups if group["weight_decay"] for p in group["params"]]
+    assert len(decayed) == 1 and decayed[0] is model[0].weight
+    optimizer, _ = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.0))
+    assert len(optimizer.param_groups) == 1  # no decay: one group, as before

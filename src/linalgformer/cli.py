@@ -330,14 +330,14 @@ def cmd_evaluate(args) -> int:
 def note_untrained_sizes(problem, dims: list[int] | None) -> None:
     """A note on stderr when ``--dim`` asks for sizes the model was not trained on (a fair question:
     an out-of-distribution test, as in Charton's retraining experiments)."""
-    trained = getattr(problem, "min_dim", None), getattr(problem, "max_dim", None), getattr(problem, "dim", None)
-    if not dims or trained[2] is None:
+    from linalgformer.problems.charton.config import dim_range, size_span
+
+    if not dims or getattr(problem, "dim", None) is None:
         return
-    low, high = trained[0] or trained[2], trained[1] or trained[2]
+    low, high = dim_range(problem)
     outside = [d for d in dims if not low <= d <= high]
     if outside:
-        span = f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
-        print(f"linalgformer: note: this model was trained on {span} matrices; "
+        print(f"linalgformer: note: this model was trained on {size_span(low, high)} matrices; "
               f"{', '.join(f'{d}x{d}' for d in outside)} {'is' if len(outside) == 1 else 'are'} outside them "
               "(an out-of-distribution test).",
               file=sys.stderr)

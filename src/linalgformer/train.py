@@ -187,10 +187,19 @@ def build_optimizer(model: torch.nn.Module, train: TrainConfig):
         raise UserError("this model has no trainable parameters (a hand-set construction?): "
                         "evaluate or reproduce it instead of training it.")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = kinds[train.optimizer](params, lr=train.lr, betas=tuple(train.betas),
-                                       weight_decay=train.weight_decay, fused=fused_ok(params) or None)
+    optimizer = kinds[train.optimizer](parameter_groups(params, train.weight_decay), lr=train.lr,
+                                       betas=tuple(train.betas), fused=fused_ok(params) or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(train, step))
     return optimizer, scheduler
+
+
+def parameter_groups(params: list[torch.Tensor], weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices (weights, embeddings) only; biases and norm gains (1-D) are left out,
+    as nanoGPT does. One group when there is no decay, so that such runs are as before."""
+    if not weight_decay:
+        return [{"params": params, "weight_decay": 0.0}]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
 def fused_ok(params: list[torch.Tensor]) -> bool:

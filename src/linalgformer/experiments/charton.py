@@ -22,8 +22,8 @@ from linalgformer.files import atomic_write_lines
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.models.charton_decoding import beam_search, greedy
-from linalgformer.models.charton import ModelConfig, Seq2Seq
-from linalgformer.problems.charton.config import ProblemConfig
+from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
+from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
 from linalgformer.problems.charton.contract import TOLERANCES, Examples, Scores
 from linalgformer.problems.charton.datafile import read_examples
 from linalgformer.problems.charton.registry import make_problem
@@ -99,10 +99,7 @@ class Experiment(BaseExperiment):
         """Target ids -> class indices of the model's read-out (``answer_token_ids`` order); padding
         -> -100 (ignored). A token no answer may contain is refused."""
         if self._class_of is None or self._class_of.device != tgt.device:
-            ids = torch.tensor(self.answer_ids(), dtype=torch.long)
-            table = torch.full((len(self.vocab),), -1, dtype=torch.long)
-            table[ids] = torch.arange(len(ids))
-            self._class_of = table.to(tgt.device)
+            self._class_of = read_out_index(self.answer_ids(), len(self.vocab)).to(tgt.device)
         classes = self._class_of[tgt]
         pad = tgt == self.vocab.pad_id
         if bool(((classes < 0) & ~pad).any()):
@@ -284,8 +281,7 @@ def answer_token_ids(problem) -> list[int]:
 
 
 def check_trained_size(cfg: ProblemConfig, dim: int) -> None:
-    low, high = cfg.min_dim or cfg.dim, cfg.max_dim or cfg.dim
+    low, high = dim_range(cfg)
     if not low <= dim <= high:
-        trained = f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
-        raise UserError(f"this model was trained on {trained} matrices, not {dim}x{dim} "
+        raise UserError(f"this model was trained on {size_span(low, high)} matrices, not {dim}x{dim} "
                         "(use `linalgformer evaluate --dim` to study other sizes).")

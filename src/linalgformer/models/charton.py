@@ -16,8 +16,10 @@ Softmax attention goes through :func:`linalgformer.models.attention.attention` (
 handled by a key-padding mask on the source (True = attend); the decoder needs none, because target
 padding only ever sits after the tokens that matter and the causal mask hides it from them.
 
-Initialisation (nanoGPT's): every Linear and Embedding weight ~ N(0, 0.02), biases zero, LayerNorm
-weight one / bias zero.
+Initialisation (nanoGPT's, less one step): every Linear and Embedding weight ~ N(0, 0.02), biases
+zero, LayerNorm weight one / bias zero. nanoGPT also scales the init of each residual output
+projection by 1/sqrt(2 * layers); this model does not (changing the init would change every
+trained result and bundled model).
 
 ``output_ids`` (optional) names the token ids an answer can contain (the output encoding's tokens,
 the dimension tokens, the specials). Then the read-out computes logits for those rows of its weight
@@ -264,6 +266,13 @@ class Embedding(nn.Module):
 
 # ------------------------------------------------------------------------------------------ model
 
+def read_out_index(ids: list[int], vocab_size: int) -> torch.Tensor:
+    """(vocab_size,) token id -> its row among the read-out ``ids`` (sorted), -1 for the others."""
+    index = torch.full((vocab_size,), -1, dtype=torch.long)
+    index[torch.tensor(ids, dtype=torch.long)] = torch.arange(len(ids))
+    return index
+
+
 class Seq2Seq(nn.Module):
     """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
 
@@ -296,10 +305,8 @@ class Seq2Seq(nn.Module):
         if ids[0] < 0 or ids[-1] >= vocab_size or eos_id not in ids:
             raise ValueError("output_ids must lie in the vocabulary and include <eos>")
         self.restricted = len(ids) < vocab_size
-        index = torch.full((vocab_size,), -1, dtype=torch.long)
-        index[ids] = torch.arange(len(ids))
         self.register_buffer("output_ids", torch.tensor(ids, dtype=torch.long), persistent=False)
-        self.register_buffer("output_index", index, persistent=False)
+        self.register_buffer("output_index", read_out_index(ids, vocab_size), persistent=False)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., W) -> (..., K): the read-out over ``output_ids`` (all V tokens when unrestricted)."""

@@ -60,3 +60,13 @@ class Codecs:
     input: NumberEncoding
     output: NumberEncoding
     vocab: Vocabulary
+
+
+def dim_range(cfg) -> tuple[int, int]:
+    """(smallest, largest) matrix dimension a ``problem:`` section trains on (``dim`` when not mixed)."""
+    return getattr(cfg, "min_dim", 0) or cfg.dim, getattr(cfg, "max_dim", 0) or cfg.dim
+
+
+def size_span(low: int, high: int) -> str:
+    """e.g. "5x5" or "5x5 to 8x8"."""
+    return f"{low}x{low}" if low == high else f"{low}x{low} to {high}x{high}"
