@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as common  # noqa: E402
+import _common as common
 
-from linalgformer.models import charton_decoding as current  # noqa: E402
+from linalgformer.models import charton_decoding as current
 
 
 def load_before(ref: str):

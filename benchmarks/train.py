@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as common  # noqa: E402
+import _common as common
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
