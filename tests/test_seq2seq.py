@@ -198,7 +198,7 @@ class ScriptedModel(torch.nn.Module):
         cache.reorder = lambda index, memory=True: setattr(cache, "rows", [cache.rows[i] for i in index.tolist()])
         return cache
 
-    def decode_step(self, tokens, cache):
+    def decode_step(self, tokens, cache, prefix=None):
         cache.rows = [row + (t,) for row, t in zip(cache.rows, tokens.tolist())]
         probs = torch.full((len(cache.rows), 8), 1e-9)
         for i, row in enumerate(cache.rows):

@@ -199,6 +199,21 @@ class NumberEncoding(ABC):
         token = tokens[position]
         return self._meaning.get(token) if isinstance(token, str) else None
 
+    def token_kind(self, token: str) -> str:
+        """What one of ``tokens`` is: sign, digit, mantissa, exponent or number (a whole number)."""
+        return self._meaning[token][0]
+
+    def token_value(self, token: str) -> tuple[float, float, float]:
+        """(sign, mantissa fraction in [0, 1), exponent) that one of ``tokens`` writes (0 where none)."""
+        kind, value, exponent = self._meaning[token]
+        if kind == "sign":
+            return float(value), 0.0, 0.0
+        if kind == "exponent":
+            return 0.0, 0.0, float(value)
+        scale = getattr(self, "base", 10**self.precision)  # a digit of P10/P1000, or a whole mantissa
+        sign = float(np.sign(value)) if kind != "digit" else 0.0
+        return sign, abs(value) / scale, float(exponent)
+
     def to_dict(self) -> dict:
         """JSON-able parameters: ``make_encoding(**d)`` rebuilds this encoding."""
         return {"name": self.name, "precision": self.precision, "max_exponent": self.max_exponent}
@@ -458,6 +473,15 @@ class FP15(NumberEncoding):
     def _value(self, mantissa, exponent):
         return _compose(mantissa, exponent - self._scale_power)
 
+    def token_kind(self, token):
+        return "number"  # the overflow tokens NaN / -NaN too
+
+    def token_value(self, token):
+        if token not in self._meaning:  # NaN / -NaN: beyond the largest exponent
+            return (-1.0 if token.startswith("-") else 1.0), 0.0, float(self.max_exponent)
+        _, mantissa, exponent = self._meaning[token]
+        return float(np.sign(mantissa)), abs(mantissa) / (10 * self._digit_unit), float(exponent)
+
     def encode(self, x):
         """Like :meth:`NumberEncoding.encode`, but finite values beyond the range (and +-inf) are
         written ``NaN`` / ``-NaN`` as the reference does; only NaN input raises ValueError."""
@@ -592,6 +616,27 @@ class Vocabulary:
             return [self.stoi[t] for t in tokens]
         except KeyError as missing:
             raise UnknownTokenError(f"unknown token {missing.args[0]!r}") from None
+
+    def token_kinds(self) -> list[str]:
+        """Per id, what the token is: ``sign``, ``digit``, ``mantissa``, ``exponent`` or ``number``
+        (FP15, overflow tokens included) as its encoding reads it, ``dim`` for ``V{n}``, else ``other``."""
+        meaning = {t: e.token_kind(t) for e in self.encodings for t in e.tokens}
+        return [meaning.get(t, "dim" if _DIM_TOKEN.fullmatch(t) else "other") for t in self.itos]
+
+    def token_values(self) -> np.ndarray:
+        """(V, 4) float: per id, the sign (+-1, 0 if none), the mantissa as a fraction of its range
+        ([0, 1): P1000 ``314`` is 0.314, P10 ``7`` is 0.7), the exponent a token writes, and 1 for
+        a token that writes part of a number (all 0 for the others). What value features read."""
+        out = np.zeros((len(self.itos), 4))
+        owner = {t: e for e in reversed(self.encodings) for t in e.tokens}
+        for i, token in enumerate(self.itos):
+            if token in owner:
+                out[i] = (*owner[token].token_value(token), 1.0)
+        return out
+
+    def dim_values(self) -> list[int]:
+        """Per id, n for the dimension token ``V{n}``, else 0."""
+        return [_dimension(t, None) or 0 for t in self.itos]
 
     def to_dict(self) -> dict:
         """JSON-able description; :meth:`from_dict` rebuilds the same vocabulary."""

@@ -23,10 +23,12 @@ from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
+from linalgformer.models.matrix_positions import MatrixLayout, token_flags
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
 from linalgformer.problems.charton.contract import TOLERANCES, Examples, Scores
 from linalgformer.problems.charton.datafile import read_examples
-from linalgformer.problems.charton.registry import make_problem
+from linalgformer.problems.charton.matrix_problem import MatrixProblem
+from linalgformer.problems.charton.registry import curriculum_problems, make_problem
 from linalgformer.sequences import Sequences, take, with_bos_eos
 
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
@@ -46,6 +48,10 @@ class Experiment(BaseExperiment):
         self.problem = make_problem(config.problem)
         self.vocab = self.problem.vocab
         self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
+        self.stages = curriculum_problems(config.problem)
+        if self.stages and self.file_data is not None:
+            raise UserError("problem.curriculum draws fresh examples: it cannot be used with train.data_file.")
+        self.train_problem = self.problem
         self._class_of: torch.Tensor | None = None  # token id -> read-out class (built on first use)
         self.restrict_read_out = True
 
@@ -54,14 +60,31 @@ class Experiment(BaseExperiment):
     def build_model(self) -> Seq2Seq:
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
-                           self.vocab.eos_id, output_ids=self.answer_ids())
+                           self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
+                           token_values=self.vocab.token_values())
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
+
+    def matrix_layout(self) -> MatrixLayout | None:
+        """What matrix-aware positions need of the problem (None for the other kinds)."""
+        if self.config.model.positions != "matrix":
+            return None
+        if not isinstance(self.problem, MatrixProblem):
+            raise UserError("model.positions=matrix needs one problem per model: cotraining mixes "
+                            "layouts (use sinusoidal or learned positions).")
+        flags = token_flags(self.vocab.token_kinds(), self.vocab.dim_values())
+        return MatrixLayout(**flags, max_dim=self.vocab.max_dim, input_split=self.problem.input_split,
+                            output_coupling=self.problem.output_coupling)
+
+    def set_step(self, step: int) -> None:
+        """Training batches come from the curriculum's stage of ``step`` (the problem before it)."""
+        current = [problem for start, problem in self.stages if start <= step]
+        self.train_problem = current[-1] if current else self.problem
 
     def sample_batch(self, rng: np.random.Generator, size: int) -> Batch:
         if self.file_data is not None:
             return self.tensors(*(take(seq, rng.integers(0, len(seq.lengths), size)) for seq in self.file_data))
-        return self.tensors(*self.problem.encode(self.problem.sample(rng, size)))
+        return self.tensors(*self.train_problem.encode(self.train_problem.sample(rng, size)))
 
     def tensors(self, src: Sequences, tgt: Sequences) -> Batch:
         return {"src_ids": torch.from_numpy(src.ids.astype(np.int64)),

@@ -48,9 +48,11 @@ import torch
 from torch import nn
 
 from linalgformer.models.attention import attention
+from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions
+from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
-POSITIONS = ("learned", "sinusoidal")
+POSITIONS = ("learned", "sinusoidal", "matrix")
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
@@ -64,11 +66,12 @@ class ModelConfig:
     heads: int = 8
     ffn_ratio: float = 4.0
     norm: str = "post"  # post | pre  (paper: post-LayerNorm)
-    positions: str = "learned"  # learned | sinusoidal
+    positions: str = "learned"  # learned | sinusoidal | matrix (operand, row, column, number slot)
     share_embeddings: bool = False  # tie encoder/decoder input embeddings and the output projection
     dropout: float = 0.0
     max_len: int = 1024  # positions table size: longest source, and longest decoder input
     encoder_only: bool = False  # encoder + linear read-out; output i read from encoder position i
+    value_features: bool = False  # number tokens also embed (and read out) features of their value
 
     def __post_init__(self):
         if self.width < 1 or self.heads < 1:
@@ -239,29 +242,37 @@ def sinusoidal_table(length: int, width: int) -> torch.Tensor:
 
 
 class Embedding(nn.Module):
-    """Token embedding + positions (+ LayerNorm for post-norm models), then dropout."""
+    """Token embedding + positions (+ LayerNorm for post-norm models), then dropout.
+
+    Matrix-aware positions are computed by the model (they need the whole sequence) and handed
+    in as ``pos_emb``; the other kinds are looked up here by index."""
 
     def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
         super().__init__()
         self.tokens = tokens
+        self.kind = cfg.positions
         self.learned = cfg.positions == "learned"
-        self.scale = 1.0 if self.learned else math.sqrt(cfg.width)
+        self.scale = math.sqrt(cfg.width) if cfg.positions == "sinusoidal" else 1.0
         if self.learned:
             self.positions = nn.Embedding(cfg.max_len, cfg.width)
-        else:
+        elif cfg.positions == "sinusoidal":
             self.register_buffer("table", sinusoidal_table(cfg.max_len, cfg.width), persistent=False)
         self.norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
         self.drop = nn.Dropout(cfg.dropout)
         self.max_len = cfg.max_len
 
-    def forward(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """ids (B, T) at positions start..start+T-1 -> (B, T, W)."""
+    def forward(self, ids: torch.Tensor, start: int = 0, pos_emb: torch.Tensor | None = None,
+                value_emb: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T) at positions start..start+T-1 (or with matrix positions ``pos_emb`` (B, T, W))
+        -> (B, T, W); ``value_emb`` (B, T, W), the value features' part, joins the token's."""
         end = start + ids.shape[1]
         if end > self.max_len:
             raise ValueError(f"sequence of {end} positions is longer than the model's max_len {self.max_len}")
-        pos = torch.arange(start, end, device=ids.device)
-        pos_emb = self.positions(pos) if self.learned else self.table[start:end]
-        return self.drop(self.norm(self.tokens(ids) * self.scale + pos_emb))
+        if pos_emb is None:
+            pos = torch.arange(start, end, device=ids.device)
+            pos_emb = self.positions(pos) if self.learned else self.table[start:end]
+        tokens = self.tokens(ids) if value_emb is None else self.tokens(ids) + value_emb
+        return self.drop(self.norm(tokens * self.scale + pos_emb))
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -277,7 +288,8 @@ class Seq2Seq(nn.Module):
     """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
-                 output_ids: list[int] | None = None):
+                 output_ids: list[int] | None = None, layout: MatrixLayout | None = None,
+                 token_values=None):
         super().__init__()
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
@@ -285,6 +297,14 @@ class Seq2Seq(nn.Module):
         self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        if cfg.positions == "matrix":
+            if layout is None:
+                raise ValueError("matrix positions need the problem's matrix layout")
+            self.matrix_positions = MatrixPositions(cfg.width, layout)
+        if cfg.value_features:
+            if token_values is None or len(token_values) != vocab_size:
+                raise ValueError("value features need the value each vocabulary token writes")
+            self.values = ValueFeatures(cfg.width, token_values)
         src_tokens = nn.Embedding(vocab_size, cfg.width)
         self.src_embed = Embedding(cfg, src_tokens)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
@@ -310,10 +330,17 @@ class Seq2Seq(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., W) -> (..., K): the read-out over ``output_ids`` (all V tokens when unrestricted)."""
-        if not self.restricted:
+        if not (self.restricted or self.cfg.value_features):
             return self.head(h)
         bias = None if self.head.bias is None else self.head.bias[self.output_ids]
-        return nn.functional.linear(h, self.head.weight[self.output_ids], bias)
+        weight = self.head.weight[self.output_ids]
+        if self.cfg.value_features:
+            weight = weight + self.values.read_out_rows(self.output_ids)
+        return nn.functional.linear(h, weight, bias)
+
+    def value_embedding(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The value features' part of the embeddings of ``ids`` (None without value features)."""
+        return self.values.embedding(ids) if self.cfg.value_features else None
 
     def target_index(self, ids: torch.Tensor) -> torch.Tensor:
         """Token ids -> positions in ``output_ids`` (the class index of a teacher-forcing logit); -1
@@ -338,14 +365,16 @@ class Seq2Seq(nn.Module):
         s = src.shape[1]
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
-        x = self.src_embed(src)
+        pos = self.matrix_positions.source_embedding(src) if self.cfg.positions == "matrix" else None
+        x = self.src_embed(src, pos_emb=pos, value_emb=self.value_embedding(src))
         for layer in self.encoder:
             x = layer(x, mask)
         return self.enc_norm(x), mask
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
         """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``."""
-        x = self.tgt_embed(tgt_in)
+        pos = self.matrix_positions.target_embedding(tgt_in) if self.cfg.positions == "matrix" else None
+        x = self.tgt_embed(tgt_in, pos_emb=pos, value_emb=self.value_embedding(tgt_in))
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
         return self.logits(self.dec_norm(x))
@@ -374,9 +403,19 @@ class Seq2Seq(nn.Module):
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
         return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder))
 
-    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache) -> torch.Tensor:
-        """The newest decoder input tokens (B,) at position cache.length -> next-token logits (B, V)."""
-        x = self.tgt_embed(tokens[:, None], start=cache.length)  # (B,) -> (B, 1, W)
+    def decode_step(self, tokens: torch.Tensor, cache: DecoderCache,
+                    prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """The newest decoder input tokens (B,) at position cache.length -> next-token logits (B, V).
+
+        ``prefix`` (B, cache.length + 1): every decoder input so far, <bos> first and ``tokens``
+        last; matrix positions read their ids off it (other positions ignore it)."""
+        pos = None
+        if self.cfg.positions == "matrix":
+            if prefix is None or prefix.shape[1] != cache.length + 1:
+                raise ValueError("decoding with matrix positions needs the whole prefix of decoder inputs")
+            pos = self.matrix_positions.target_embedding(prefix, last=1)
+        x = self.tgt_embed(tokens[:, None], start=cache.length, pos_emb=pos,
+                           value_emb=self.value_embedding(tokens[:, None]))  # (B,) -> (B, 1, W)
         for i, layer in enumerate(self.decoder):
             x = layer(x, cache.cross[i], cache.mem_mask, cache=cache, layer=i)
         cache.length += 1

@@ -60,7 +60,7 @@ def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor,
     if not use_cache:
         return lambda inputs: model.to_vocab(model.decode(inputs, memory, mask)[:, -1])
     cache = model.start_cache(memory, mask)
-    return lambda inputs: model.decode_step(inputs[:, -1], cache)
+    return lambda inputs: model.decode_step(inputs[:, -1], cache, prefix=inputs)
 
 
 def _check_max_len(model: Seq2Seq, max_len: int) -> None:
@@ -112,7 +112,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_le
         cache = model.start_cache(memory, mask)
         cache.reorder(torch.arange(src.shape[0], device=src.device).repeat_interleave(beam))  # B -> B*K rows
         for _ in range(max_len):
-            logits = model.decode_step(search.last_tokens(), cache)  # (B*K, V)
+            logits = model.decode_step(search.last_tokens(), cache, prefix=search.prefix())  # (B*K, V)
             parents = search.step(torch.log_softmax(logits.float(), dim=-1))
             cache.reorder(parents, memory=False)  # beams move within their example: same memory
             if bool(search.done.all()):
@@ -138,6 +138,12 @@ class _BeamSearch:
         if self.seqs.shape[2] == 0:
             return torch.full((self.sums.numel(),), self.bos, dtype=torch.long, device=self.sums.device)
         return self.seqs[:, :, -1].reshape(-1)  # (B, K) -> (B*K,)
+
+    def prefix(self) -> torch.Tensor:
+        """Every decoder input of the live beams so far, <bos> first: (B*K, t+1)."""
+        b, k, t = self.seqs.shape
+        bos = torch.full((b * k, 1), self.bos, dtype=torch.long, device=self.seqs.device)
+        return torch.cat([bos, self.seqs.reshape(b * k, t)], dim=1)
 
     def step(self, logp: torch.Tensor) -> torch.Tensor:
         """Advance with log-probs (B*K, V); return the cache rows (B*K,) the new beams come from."""

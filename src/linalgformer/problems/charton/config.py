@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from linalgformer import matrices
 from linalgformer.tokens import NumberEncoding, Vocabulary
@@ -16,6 +16,24 @@ SQUARE_PROBLEMS = SYMMETRIC_PROBLEMS + ("invert_matrix",)
 # The reference's default co-training set (its task letters T A D M E F I).
 DEFAULT_COTRAINING = ("transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
                       "eigenvectors", "invert_matrix")
+
+
+@dataclass
+class CurriculumStage:
+    """From training step ``step`` on, draw training examples with these settings (0 / "": the
+    problem's own). Evaluation always uses the problem's own settings: the curriculum's goal."""
+
+    step: int = 0
+    min_dim: int = 0
+    max_dim: int = 0
+    bound: float = 0.0  # coefficient range +-bound
+    distribution: str = ""  # eigenvalue law(s) of symmetric problems
+
+    def overrides(self) -> dict:
+        """The ProblemConfig fields this stage changes."""
+        values = {"min_dim": self.min_dim, "max_dim": self.max_dim, "bound": self.bound,
+                  "distribution": self.distribution}
+        return {k: v for k, v in values.items() if v}
 
 
 @dataclass
@@ -38,6 +56,9 @@ class ProblemConfig:
     rectangular: bool = False  # columns drawn in [min_dim, max_dim] too
     tasks: str = ""  # cotraining: comma-separated problem names ("": the reference's seven)
     max_vocab_dim: int = 100  # dimension tokens V1..V{max_vocab_dim}
+    # training stages by step, e.g. sizes 2..3 first, then 2..5: [{step: 0, min_dim: 2, max_dim: 3},
+    # {step: 3000, min_dim: 2, max_dim: 5}]; before the first stage's step, the problem's settings
+    curriculum: list[CurriculumStage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

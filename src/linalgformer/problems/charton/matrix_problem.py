@@ -42,6 +42,10 @@ class MatrixProblem(Problem):
     summary = ""
     symmetric = False  # the input is a symmetric matrix drawn from an eigenvalue law
     square = False  # the operand is square whatever ``rectangular`` says
+    # matrix-aware positions (models.matrix_positions): the operands in the written input's
+    # columns, and the input entry whose row and column each answer entry shares
+    input_split = "whole"  # whole | halves ([A|B]) | last_column ([M|v])
+    output_coupling = "same"  # same: (i, j) <- (i, j) | swap: (i, j) <- (j, i) | column: i <- column i
 
     def __init__(self, sampling: Sampling, codecs: Codecs):
         self.sampling = sampling

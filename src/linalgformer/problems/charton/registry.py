@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from linalgformer import matrices
 from linalgformer.errors import UserError
@@ -13,6 +14,16 @@ from linalgformer.problems.charton.cotraining import CoTraining
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.problems.charton.tasks import MATRIX_PROBLEMS
 from linalgformer.tokens import ENCODINGS, Vocabulary, make_encoding
+
+
+def curriculum_problems(cfg: ProblemConfig) -> list[tuple[int, Problem]]:
+    """[(first step, problem)] of a curriculum, sorted by step; UserError for a bad stage."""
+    steps = [stage.step for stage in cfg.curriculum]
+    if any(s < 0 for s in steps) or len(set(steps)) != len(steps):
+        raise UserError(f"problem.curriculum stages need distinct steps >= 0, got {steps}.")
+    base = replace(cfg, curriculum=[])
+    return [(stage.step, make_problem(replace(base, **stage.overrides())))
+            for stage in sorted(cfg.curriculum, key=lambda stage: stage.step)]
 
 
 def make_problem(cfg: ProblemConfig) -> Problem:

@@ -13,6 +13,7 @@ from linalgformer.problems.charton.matrix_problem import MatrixProblem
 
 class Transpose(MatrixProblem):
     name, summary = "transpose", "A -> A^T"
+    output_coupling = "swap"
 
     def output_shape(self, rows, cols):
         return cols, rows
@@ -23,6 +24,7 @@ class Transpose(MatrixProblem):
 
 class MatrixSum(MatrixProblem):
     name, summary = "matrix_sum", "[A|B] -> A + B"
+    input_split = "halves"
 
     def input_shape(self, rows, cols):
         return rows, 2 * cols
@@ -45,6 +47,7 @@ class MatrixSum(MatrixProblem):
 
 class MatrixVector(MatrixProblem):
     name, summary = "matrix_vector", "[M|v] -> M^T v"
+    input_split, output_coupling = "last_column", "column"
 
     def input_shape(self, rows, cols):
         return rows, cols + 1

@@ -1,0 +1,163 @@
+"""Time to accuracy: Charton's nine problems at 5x5, the paper's recipe against ours, same budget.
+
+For each problem (its preset in ``configs/``) two runs are trained, each on one CPU thread for the
+same wall-clock budget:
+
+* ``paper``: the preset as written (encoding, learned positions, learning rate, warmup, schedule)
+  at a CPU-sized model: the preset's layer counts, width 128, 4 heads;
+* ``ours``: the preset's ``cpu`` scale (``linalgformer reproduce NAME --scale cpu`` trains it),
+  the best recipe found on this machine (matrix-aware positions, value features, ...).
+
+Then each run is scored on the fixed test set (1,000 examples, seed 12345, greedy decoding) and
+one table is printed: accuracy at 5% and 1% reached, examples seen, minutes, and the minutes to
+first reach 50% and 90% at 5% on the (seeded) validation set, read from the run's metrics.jsonl.
+Every row names the command that reproduces it. ``--jobs 2`` trains two runs at a time (one thread
+each); runs already in ``--runs`` are resumed (a finished run is only re-scored), so a table can
+be built over several sessions.
+
+    python benchmarks/time_to_accuracy.py --minutes 30 --jobs 2 --runs runs/tta --plot docs/tta.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from linalgformer.config import load_yaml
+from linalgformer.tracking import read_metrics
+
+PRESETS = {  # problem -> its 5x5 preset
+    "transpose": "transpose-5x5",
+    "matrix_sum": "matrix-sum-5x5",
+    "matrix_vector": "matrix-vector-5x5",
+    "matrix_product": "matrix-product-5x5",
+    "eigenvalues": "eigenvalues-5x5-fp15",
+    "eigenvectors": "eigenvectors-5x5",
+    "invert_matrix": "invert-5x5",
+    "singularvalues": "singularvalues-5x5",
+    "singularvectors": "singularvectors-5x5",
+}
+CPU_MODEL = {"model.width": 128, "model.heads": 4}
+RECIPES = ("paper", "ours")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def recipe_overrides(preset: str, recipe: str, minutes: float) -> dict:
+    """The --set overrides of a recipe: the paper's at a CPU-sized model, or the preset's cpu scale."""
+    data = load_yaml(PRESET_DIR / f"{preset}.yaml")
+    if recipe == "paper":
+        scale = dict(CPU_MODEL)
+    else:
+        scale = dict((data.get("reproduce") or {}).get("cpu") or {})
+        if not scale:
+            raise SystemExit(f"preset {preset} has no cpu scale (reproduce.cpu) yet")
+    budget = {"train.max_minutes": minutes, "train.max_steps": 10**7, "train.threads": 1,
+              "train.target_metric": 0, "train.eval_every": scale.get("train.eval_every", 500)}
+    return {**scale, **budget}
+
+
+def train_command(preset: str, run_dir: Path, overrides: dict) -> list[str]:
+    sets = [a for key, value in overrides.items() for a in ("--set", f"{key}={json.dumps(value)}")]
+    return [sys.executable, "-m", "linalgformer", "train", "--config", f"configs/{preset}.yaml",
+            "--out", str(run_dir), "--quiet", *sets]
+
+
+def shown(command: list[str]) -> str:
+    """The command as a user would type it."""
+    return shlex.join(["linalgformer", *command[3:]]).replace(" --quiet", "")
+
+
+def run_one(problem: str, recipe: str, args) -> dict:
+    preset = PRESETS[problem]
+    run_dir = Path(args.runs) / f"{preset}-{recipe}"
+    command = train_command(preset, run_dir, recipe_overrides(preset, recipe, args.minutes))
+    if not args.table_only:
+        print(f"training {run_dir} ({args.minutes:g} min)", file=sys.stderr, flush=True)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return dict(problem=problem, recipe=recipe, run=str(run_dir), command=shown(command),
+                **curve_facts(run_dir), **test_scores(run_dir, args.count))
+
+
+def curve_facts(run_dir: Path) -> dict:
+    """Examples, minutes and the minutes to first reach 50% / 90% (validation, at 5%)."""
+    records = read_metrics(run_dir)
+    evals = [r for r in records if r.get("kind") == "eval"]
+    last = [r for r in records if r.get("kind") in ("train", "eval", "final")][-1]
+    first = lambda level: next((r["elapsed"] / 60 for r in evals if r.get("acc@0.05", 0) >= level), None)  # noqa: E731
+    curve = [(r["elapsed"] / 60, r.get("acc@0.05", 0.0)) for r in evals]
+    return {"examples": last["examples"], "minutes": last["elapsed"] / 60, "to_50": first(0.5),
+            "to_90": first(0.9), "curve": curve}
+
+
+def test_scores(run_dir: Path, count: int) -> dict:
+    out = subprocess.run([sys.executable, "-m", "linalgformer", "evaluate", str(run_dir), "--count", str(count),
+                          "--json"], check=True, capture_output=True, text=True).stdout
+    accuracy = json.loads(out)["accuracy"]
+    return {"acc5": accuracy["0.05"], "acc1": accuracy["0.01"]}
+
+
+def minutes(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| problem | recipe | acc 5% | acc 1% | examples | minutes | to 50% | to 90% | command |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    lines = [f"| {r['problem']} | {r['recipe']} | {r['acc5']:.1%} | {r['acc1']:.1%} | {r['examples']:,} | "
+             f"{r['minutes']:.1f} | {minutes(r['to_50'])} | {minutes(r['to_90'])} | `{r['command']}` |" for r in rows]
+    return "\n".join([head, *lines])
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib  # a plotting extra: imported only when a plot is asked for
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    problems = list(dict.fromkeys(r["problem"] for r in rows))
+    cols = min(3, len(problems))
+    fig, axes = plt.subplots(-(-len(problems) // cols), cols, figsize=(4 * cols, 3 * -(-len(problems) // cols)),
+                             squeeze=False)
+    for ax, problem in zip(axes.flat, problems):
+        for r in (r for r in rows if r["problem"] == problem):
+            ax.plot([m for m, _ in r["curve"]], [a for _, a in r["curve"]], marker=".", label=r["recipe"])
+        ax.set(title=problem, xlabel="minutes (one thread)", ylabel="validation acc at 5%", ylim=(-0.02, 1.02))
+        ax.legend()
+    for ax in list(axes.flat)[len(problems):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", default=",".join(PRESETS), help="comma-separated problem names")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per run (one thread)")
+    parser.add_argument("--runs", default="runs/tta", help="where the runs live (resumed if there)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one thread each")
+    parser.add_argument("--count", type=int, default=1000, help="test examples per run")
+    parser.add_argument("--table-only", action="store_true", help="score the runs already there, train nothing")
+    parser.add_argument("--plot", type=Path, help="write validation accuracy against minutes here (PNG)")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args()
+    cases = [(p, r) for p in args.problems.split(",") for r in args.recipes.split(",")]
+    unknown = [p for p, _ in cases if p not in PRESETS] + [r for _, r in cases if r not in RECIPES]
+    if unknown:
+        raise SystemExit(f"unknown problem or recipe: {unknown[0]}")
+    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+        rows = list(pool.map(lambda case: run_one(*case, args), cases))
+    print(table(rows))
+    if args.plot:
+        plot(rows, args.plot)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
