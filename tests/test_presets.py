@@ -6,7 +6,8 @@ import torch
 from linalgformer.reproduce import driver as reproduce_module
 from linalgformer.cli import main
 from linalgformer.experiments.registry import build_experiment
-from linalgformer.reproduce.presets import list_presets, load_preset
+from linalgformer.errors import UserError
+from linalgformer.reproduce.presets import SCALES, list_presets, load_preset
 
 NAMES = [name for name, _ in list_presets()]
 TINY = ["model.enc_layers=1", "model.dec_layers=1", "model.width=32", "model.heads=2", "train.max_steps=4",
@@ -29,9 +30,13 @@ def test_presets_exist():
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("quick", [False, True])
-def test_preset_builds(name, quick):
-    config, protocol = load_preset(name, quick)
+@pytest.mark.parametrize("scale", SCALES)
+def test_preset_builds(name, scale):
+    if scale == "cpu" and "cpu" not in (load_preset(name)[1]):
+        with pytest.raises(UserError, match="no cpu scale"):
+            load_preset(name, scale)
+        return
+    config, protocol = load_preset(name, scale)
     if config.family == "charton":
         experiment = build_experiment(config)
         with torch.device("meta"):  # shapes checked, nothing allocated
@@ -43,8 +48,8 @@ def test_preset_builds(name, quick):
 def tiny_presets(monkeypatch):
     real = reproduce_module.load_preset
 
-    def tiny(name, quick=False, overrides=()):
-        config, protocol = real(name, quick, list(overrides) + TINY)
+    def tiny(name, scale="paper", overrides=()):
+        config, protocol = real(name, scale, list(overrides) + TINY)
         protocol = dict(protocol, eval={**(protocol.get("eval") or {}), "count": 4})
         if "grid" in protocol:
             protocol["grid"] = {"train": ["semicircle", "laplace"], "test": ["semicircle", "laplace", "positive"]}

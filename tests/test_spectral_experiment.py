@@ -99,7 +99,7 @@ def test_bad_model_choices_are_user_errors():
 def test_quick_depth_reproduction_trains_evaluates_and_plots(tmp_path):
     from linalgformer.reproduce.driver import reproduce
 
-    result = reproduce("spectral-depth", True, tmp_path)
+    result = reproduce("spectral-depth", "quick", tmp_path)
     methods = [(row["method"], row["layers/iters"]) for row in result["table"]]
     assert ("transformer (trained)", 1) in methods and ("power method, deflation (t per vector)", 2) in methods
     assert all(0 <= row["cos_1"] <= 1 for row in result["table"])

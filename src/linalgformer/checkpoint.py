@@ -63,7 +63,8 @@ def save_checkpoint(run_dir: Path, config: RunConfig, model: torch.nn.Module,
                     state: dict[str, Any]) -> None:
     """Stage weights and training state, commit the manifest that vouches for both, move them in."""
     run_dir = Path(run_dir)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tied = tied_names(model)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
     meta = {"format": FORMAT, "config": json.dumps(config.to_dict(), sort_keys=True)}
     atomic_write(run_dir / (WEIGHTS + STAGED), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     atomic_write(run_dir / (STATE + STAGED), lambda tmp: torch.save(state, tmp))
@@ -162,7 +163,25 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def tied_names(model: torch.nn.Module) -> dict[str, str]:
+    """{name: the first name of the same tensor} for weights tied to an earlier one (e.g. the shared
+    embeddings and read-out of ``model.share_embeddings``): saved once, restored to every name."""
+    first: dict[tuple, str] = {}
+    tied = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype) if tensor.numel() else (name,)
+        if key in first:
+            tied[name] = first[key]
+        else:
+            first[key] = name
+    return tied
+
+
 def load_model_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
+    tensors = dict(tensors)
+    for name, source in tied_names(model).items():
+        if name not in tensors and source in tensors:
+            tensors[name] = tensors[source]
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError:

@@ -159,7 +159,10 @@ def add_reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help="run a paper experiment preset and print its table")
     p.add_argument("name", nargs="?", default=None, help="preset name (see --list)")
     p.add_argument("--list", action="store_true", help="list presets")
-    p.add_argument("--quick", action="store_true", help="reduced scale that runs on a CPU in minutes")
+    p.add_argument("--scale", choices=("paper", "quick", "cpu"), default=None,
+                   help="paper: the preset as written (default); quick: a smoke test in minutes on a CPU; "
+                        "cpu: the best recipe found for a laptop CPU (at most an hour)")
+    p.add_argument("--quick", action="store_true", help="the same as --scale quick")
     p.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="where runs and plots go")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_reproduce)
@@ -392,7 +395,10 @@ def cmd_reproduce(args) -> int:
         for name, title in list_presets():
             print(f"{name:28s} {title}")
         return 0 if args.list else 2
-    result = run_preset(args.name, quick=args.quick, out_dir=args.out)
+    if args.quick and args.scale not in (None, "quick"):
+        raise UserError(f"--quick and --scale {args.scale} disagree: give one of them.")
+    scale = "quick" if args.quick else args.scale or "paper"
+    result = run_preset(args.name, scale=scale, out_dir=args.out)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2, default=str))
     else:

@@ -1,6 +1,6 @@
 """One table from many ``reproduce`` results: ``linalgformer results runs/reproduce/*.result.json``.
 
-Each ``reproduce`` writes ``NAME[-quick].result.json`` beside its runs; for single-run Charton presets
+Each ``reproduce`` writes ``NAME[-SCALE].result.json`` beside its runs; for single-run Charton presets
 this gathers, per preset: the problem and size, the encodings and model, the examples seen and the
 training time (from the run's ``metrics.jsonl``), accuracy at 5% and 1% on the preset's test set,
 and where it ran. Markdown (for docs/RESULTS.md) or plain text.
@@ -40,7 +40,8 @@ def result_row(result: dict[str, Any]) -> list[Any] | None:
     last = records[-1] if records else {}
     where = result.get("machine") or {}
     device = f"{where.get('device', '?')}, {where.get('torch_threads', '?')} thr"
-    name = result.get("name", "?") + (" --quick" if result.get("quick") else "")
+    scale = result.get("scale") or ("quick" if result.get("quick") else "paper")
+    name = result.get("name", "?") + ("" if scale == "paper" else " --quick" if scale == "quick" else f" --scale {scale}")
     return [name, problem["name"], size, coders, f"{model['enc_layers']}+{model['dec_layers']} x {model['width']}"
             + (", sin. pos." if model.get("positions") == "sinusoidal" else ""),
             f"{last.get('examples', 0):,}", f"{last.get('elapsed', float('nan')):.0f}",
