@@ -21,6 +21,7 @@ from linalgformer.tokens import ENCODINGS, Vocabulary, make_encoding
 # One line per module of problems; the import-graph test reads these names as imports.
 PROBLEM_MODULES = (
     "linalgformer.problems.charton.tasks",  # the ten of Charton's paper
+    "linalgformer.problems.charton.determinant",
 )
 MATRIX_PROBLEMS: dict[str, type[MatrixProblem]] = {
     cls.name: cls for module in PROBLEM_MODULES for cls in importlib.import_module(module).PROBLEM_CLASSES}
