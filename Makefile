@@ -22,11 +22,11 @@ demo: $(STAMP)
 	$(PY) -m linalgformer predict $(DEMO_RUN) --matrix "[[1.5,-2,3],[4,0.25,-6],[7,8,9]]"
 
 test: $(STAMP)
-	.venv/bin/ruff check src tests benchmarks scripts
+	.venv/bin/ruff check src tests benchmarks scripts examples
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	.venv/bin/ruff check src tests benchmarks scripts
+	.venv/bin/ruff check src tests benchmarks scripts examples
 	$(PY) -m pytest -q -m "not slow"
 
 # CPU benchmarks with small step counts (a few minutes; docs/PERFORMANCE.md has the full runs).

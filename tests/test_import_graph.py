@@ -14,9 +14,10 @@ import pytest
 
 PACKAGE = "linalgformer"
 ROOT = Path(__file__).resolve().parents[1] / "src" / PACKAGE
-# modules allowed to import inside functions (the CLI, for start-up time) and the heavy optional
+# modules allowed to import inside functions (the CLI, and the package root whose API attributes
+# load on first use, both for start-up time: torch takes seconds) and the heavy optional
 # dependencies any module may load lazily
-LAZY_MODULES = {f"{PACKAGE}.cli"}
+LAZY_MODULES = {f"{PACKAGE}.cli", PACKAGE}
 LAZY_DEPENDENCIES = ("matplotlib", "torch.utils.tensorboard")
 
 
@@ -29,8 +30,10 @@ def modules() -> dict[str, ast.Module]:
     return {module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(ROOT.rglob("*.py"))}
 
 
-def imported(node: ast.AST, here: str, is_package: bool) -> list[str]:
-    """Absolute names an import node brings in (``from a import b`` yields a.b and a)."""
+def imported(node: ast.AST, here: str, is_package: bool, known: set[str] | None = None) -> list[str]:
+    """Absolute names an import node brings in (``from a import b`` yields a.b and a; only a.b when
+    ``known`` says that b is a module: ``from linalgformer import matrices`` uses the submodule,
+    not what the package's ``__init__`` defines)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if not isinstance(node, ast.ImportFrom):
@@ -39,7 +42,8 @@ def imported(node: ast.AST, here: str, is_package: bool) -> list[str]:
     if node.level:
         anchor = here.split(".")[: len(here.split(".")) - node.level + (1 if is_package else 0)]
         base = ".".join(anchor + ([base] if base else []))
-    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+    names = [f"{base}.{alias.name}" for alias in node.names]
+    return names if known is not None and all(n in known for n in names) else [base] + names
 
 
 def named_modules(tree: ast.Module, known: set[str]) -> set[str]:
@@ -53,7 +57,7 @@ def graph() -> dict[str, set[str]]:
     edges = {}
     for name, tree in trees.items():
         is_package = name == PACKAGE or (ROOT.parent / name.replace(".", "/") / "__init__.py").exists()
-        targets = {t for node in ast.walk(tree) for t in imported(node, name, is_package)}
+        targets = {t for node in ast.walk(tree) for t in imported(node, name, is_package, known)}
         targets |= named_modules(tree, known)
         edges[name] = {t for t in targets if t in known and t != name}
     return edges

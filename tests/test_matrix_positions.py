@@ -11,7 +11,7 @@ import torch
 from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 from linalgformer.models.charton_decoding import beam_search, greedy
-from linalgformer.problems.charton.tasks import MATRIX_PROBLEMS
+from linalgformer.problems.charton.registry import MATRIX_PROBLEMS
 
 ANSWER = 3
 

@@ -352,7 +352,7 @@ def test_max_output_length_bounds_the_targets(name):
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"name": "determinant"}, "unknown problem"),
+    ({"name": "permanent"}, "unknown problem"),
     ({"encoding": "P7"}, "unknown number encoding"),
     ({"output_encoding": "FP16"}, "unknown number encoding"),
     ({"name": "eigenvalues", "distribution": "cauchy"}, "unknown law"),

@@ -153,7 +153,7 @@ class Payload:
 # (KILL_AT="name:n"), and the step each run starts from printed first.
 KILL_DRIVER = r'''
 import os, signal, sys
-from linalgformer import train
+from linalgformer.train import Trainer  # the training loop
 from linalgformer.cli import main
 
 target, nth = os.environ.get("KILL_AT", ":0").split(":")
@@ -167,13 +167,13 @@ def replace(src, dst, *args, **kwargs):
     return real_replace(src, dst, *args, **kwargs)
 
 os.replace = replace
-real_run = train.Trainer.run
+real_run = Trainer.run
 
 def run(self):
     print(f"START {self.state['step']}", flush=True)
     return real_run(self)
 
-train.Trainer.run = run
+Trainer.run = run
 sys.exit(main(sys.argv[1:]))
 '''
 

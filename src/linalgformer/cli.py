@@ -1,4 +1,6 @@
-"""The ``linalgformer`` command line: generate, problems, train, evaluate, predict, reproduce, plot.
+"""The ``linalgformer`` command line: generate, problems, train, evaluate, analyze, predict, reproduce, plot.
+
+The commands that use a trained model call the Python API (:mod:`linalgformer.api`).
 
 Every error a user can cause ends in one sentence on stderr and exit status 2 (``UserError``).
 """
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_problems(sub)
     add_train(sub)
     add_evaluate(sub)
+    add_analyze(sub)
     add_predict(sub)
     add_reproduce(sub)
     add_plot(sub)
@@ -137,8 +140,28 @@ def add_evaluate(sub) -> None:
     p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--data", type=Path, default=None, metavar="FILE",
+                   help="score on the examples of FILE: `generate` output (text or JSONL) or the reference "
+                        "code's export (N|INPUT<TAB>OUTPUT); a line that does not fit the model is refused")
     p.add_argument("--save-predictions", type=Path, default=None, metavar="FILE", help="write predictions as JSONL")
     p.set_defaults(run=cmd_evaluate)
+
+
+def add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="where a model fails: accuracy by condition number, eigenvalue spread, entry",
+                       description="Score a model on a test set and print accuracy against the input's and the "
+                                   "answer's condition numbers, the eigenvalues' spread and gap, per answer entry "
+                                   "and (eigenvectors) per property; one table and one PNG.")
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory or a bundled model")
+    p.add_argument("--data", type=Path, default=None, metavar="FILE",
+                   help="analyze the examples of FILE (as evaluate --data) instead of a fresh test set")
+    p.add_argument("--distribution", default=None, help="test law(s), comma-separated")
+    p.add_argument("--count", type=int, default=1000, help="test examples per law")
+    p.add_argument("--bins", type=int, default=5, help="bins per feature (quantiles)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=Path("analysis.png"), help="PNG file")
+    p.set_defaults(run=cmd_analyze)
 
 
 def add_predict(sub) -> None:
@@ -210,13 +233,10 @@ def problem_config_from_args(args):
 
 
 def cmd_generate(args) -> int:
-    import numpy as np
-
-    from linalgformer.problems.charton import make_problem
+    from linalgformer.api import sample_examples
     from linalgformer.problems.charton.datafile import example_lines, write_examples
 
-    problem = make_problem(problem_config_from_args(args))
-    examples = problem.sample(np.random.default_rng(args.seed), args.count)
+    problem, examples = sample_examples(problem_config_from_args(args), args.count, args.seed)
     if args.out is None:
         for line in example_lines(problem, examples, args.format):
             print(line)
@@ -310,23 +330,32 @@ def parse_dims(text: str | None) -> list[int] | None:
 
 
 def cmd_evaluate(args) -> int:
-    from linalgformer.bundled import resolve_model
-    from linalgformer.runs import load_run
+    from linalgformer.api import load
     from linalgformer.tables import evaluation_json, evaluation_table
-    from linalgformer.train import pick_device
 
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
-    device = pick_device(args.device)
-    config, experiment, model = load_run(resolve_model(args.run_dir), device)
+    model = load(args.run_dir, args.device)
     dims = parse_dims(args.dim)
-    metrics = experiment.evaluate(model, args.count, args.seed, device, distribution=args.distribution,
-                                  dims=dims, beam=args.beam, predictions=args.save_predictions)
-    note_untrained_sizes(config.problem, dims)  # after: a size the model cannot take is one error alone
+    metrics = model.scores(args.count, distribution=args.distribution, dims=dims, data=args.data,
+                           seed=args.seed, beam=args.beam, save_predictions=args.save_predictions)
+    note_untrained_sizes(model.config.problem, dims)  # after: a size the model cannot take is one error alone
     if args.json:
         print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
     else:
         print(evaluation_table(metrics))
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from linalgformer.api import load
+
+    positive("count", args.count, 1_000_000)
+    positive("bins", args.bins, 100)
+    analysis = load(args.run_dir, args.device).analyze(args.count, distribution=args.distribution, data=args.data,
+                                                       seed=args.seed, bins=args.bins)
+    print(analysis.table())
+    print(f"wrote {analysis.plot(args.out)}")
     return 0
 
 
@@ -358,14 +387,14 @@ def read_matrix_text(args) -> str:
 
 
 def cmd_predict(args) -> int:
+    from linalgformer.api import Model
     from linalgformer.bundled import resolve_model
-    from linalgformer.runs import load_run
     from linalgformer.matrix_text import parse_matrix
 
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
-    config, experiment, model = load_run(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])))
-    answer = experiment.answer(model, matrix, beam=args.beam)
+    model = Model(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])), device="cpu")
+    answer = model.answer(matrix, beam=args.beam)
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)
     if args.json:

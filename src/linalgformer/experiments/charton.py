@@ -25,8 +25,8 @@ from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
-from linalgformer.problems.charton.contract import TOLERANCES, Examples, Scores
-from linalgformer.problems.charton.datafile import read_examples
+from linalgformer.problems.charton.contract import TOLERANCES, Examples, Problem, Scores, join_examples
+from linalgformer.problems.charton.datafile import read_examples, read_test_examples
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.problems.charton.registry import curriculum_problems, make_problem
 from linalgformer.sequences import Sequences, take, with_bos_eos
@@ -149,12 +149,24 @@ class Experiment(BaseExperiment):
                 out.append(((law or "default", dim), make_problem(dataclasses.replace(cfg, **change))))
         return out
 
+    def test_sets(self, count: int, seed: int, distribution: str | None = None, dims: list[int] | None = None,
+                  data: Path | None = None) -> list[tuple[Problem, Examples]]:
+        """(problem, examples) to score: ``count`` drawn from ``seed`` per test law and size, or the
+        examples of the file ``data`` (refused line by line where they do not fit the model)."""
+        if data is None:
+            return [(problem, problem.sample(np.random.default_rng([seed, dim or 0]), count))
+                    for (_, dim), problem in self.test_problems(distribution, dims)]
+        if not isinstance(self.problem, MatrixProblem):
+            raise UserError("evaluating on a data file needs a model of one problem, not cotraining.")
+        if distribution or dims:
+            raise UserError("a data file is its own test set: it takes no --distribution or --dim.")
+        return [(self.problem, read_test_examples(data, self.problem, dim_range(self.config.problem)))]
+
     def evaluate(self, model, count: int, seed: int, device: torch.device, *,
                  distribution: str | None = None, dims: list[int] | None = None, beam: int = 1,
-                 predictions: Path | None = None, progress: bool = False, **_: Any) -> dict[str, Any]:
+                 predictions: Path | None = None, data: Path | None = None, **_: Any) -> dict[str, Any]:
         per_case, rows = [], []
-        for (law, dim), problem in self.test_problems(distribution, dims):
-            examples = problem.sample(np.random.default_rng([seed, dim or 0]), count)
+        for problem, examples in self.test_sets(count, seed, distribution, dims, data):
             preds = self.predict(model, problem, examples, device, beam)
             scores = problem.score(examples, preds)
             per_case.append(scores)
@@ -181,6 +193,18 @@ class Experiment(BaseExperiment):
             for row, tokens in zip(rows, decoded):
                 out[row] = tokens
         return out
+
+    def predict_matrices(self, model, matrices: list[np.ndarray], beam: int = 1) -> list[np.ndarray | None]:
+        """The decoded answers to user matrices, in batches (all NaN where the output is not a matrix
+        of the answer's shape); each matrix is checked as ``predict`` checks it."""
+        parts = [self.problem.examples_from_matrix(matrix) for matrix in matrices]
+        for dim in {part.dims[0] for part in parts}:
+            check_trained_size(self.config.problem, dim)
+        examples = join_examples(parts)
+        preds = self.predict(model, self.problem, examples, next(model.parameters()).device, beam)
+        decoded = [self.problem.decode_output(ids) for ids in preds]
+        return [d if d is not None and d.shape == t.shape else np.full(t.shape, np.nan)
+                for d, t in zip(decoded, examples.targets)]
 
     def unseen_tokens(self, src: Sequences, sample: int = 4096) -> list[str]:
         """The tokens of ``src`` that none of ``sample`` training questions (drawn from the training

@@ -62,6 +62,12 @@ class Experiment(ABC):
         """The model's answer to one user matrix (``linalgformer predict``), beside the reference."""
         raise UserError(f"`predict` is not available for the {self.config.family} family; use `evaluate`.")
 
+    def predict_matrices(self, model: nn.Module, matrices: list[np.ndarray], beam: int = 1) -> list[np.ndarray | None]:
+        """The model's answers to user matrices (None where the output is not an answer); by
+        default one :meth:`answer` each, a family may batch them."""
+        return [None if (pred := self.answer(model, m, beam=beam)["prediction"]) is None else np.asarray(pred)
+                for m in matrices]
+
     def batch_tokens(self, batch: Batch) -> int:
         """Number of non-padding input+output positions in a batch (for tokens/s)."""
         return sum(int(v.numel()) for k, v in batch.items() if k.endswith("ids"))

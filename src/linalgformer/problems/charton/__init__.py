@@ -50,10 +50,10 @@ Problem), ``config`` (the ``problem:`` section and the resolved sampling and enc
 
 from __future__ import annotations
 
-from linalgformer.problems.charton.config import LAWS, PROBLEMS, CurriculumStage, ProblemConfig
+from linalgformer.problems.charton.config import LAWS, CurriculumStage, ProblemConfig
 from linalgformer.problems.charton.contract import TOLERANCES, Examples, Problem, Scores
 from linalgformer.problems.charton.datafile import FORMATS, read_examples, write_examples
-from linalgformer.problems.charton.registry import curriculum_problems, make_problem
+from linalgformer.problems.charton.registry import PROBLEMS, curriculum_problems, make_problem
 
 __all__ = ["LAWS", "PROBLEMS", "ProblemConfig", "TOLERANCES", "Examples", "Problem", "Scores", "FORMATS",
            "read_examples", "write_examples", "make_problem", "curriculum_problems", "CurriculumStage"]

@@ -7,12 +7,7 @@ from dataclasses import dataclass, field
 from linalgformer import matrices
 from linalgformer.tokens import NumberEncoding, Vocabulary
 
-PROBLEMS = ("transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
-            "eigenvectors", "invert_matrix", "syminverse", "singularvalues", "singularvectors",
-            "cotraining")
 LAWS = matrices.LAWS
-SYMMETRIC_PROBLEMS = ("eigenvalues", "eigenvectors", "syminverse")
-SQUARE_PROBLEMS = SYMMETRIC_PROBLEMS + ("invert_matrix",)
 # The reference's default co-training set (its task letters T A D M E F I).
 DEFAULT_COTRAINING = ("transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
                       "eigenvectors", "invert_matrix")

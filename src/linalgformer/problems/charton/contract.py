@@ -40,6 +40,12 @@ class Examples:
         return len(self.inputs)
 
 
+def join_examples(parts: list[Examples]) -> Examples:
+    """The examples of ``parts``, one after the other."""
+    return Examples(*([x for part in parts for x in getattr(part, name)]
+                      for name in ("inputs", "targets", "laws", "dims", "tasks")))
+
+
 @dataclass
 class Scores:
     """Per-example verification of predictions, aligned with an :class:`Examples` batch.

@@ -10,6 +10,10 @@ Two formats, one example per line:
 * ``jsonl``: ``{"input": tokens, "output": tokens, "input_matrix": [[...]], "target": [[...]],
   "law": ..., "dim": ..., "task": ...}``; only ``input`` and ``output`` are read back.
 
+Both readers also take the reference code's export, ``N|INPUT<TAB>OUTPUT`` (a line counter, a bar,
+then the text format; its four encodings write the same tokens as ours). :func:`read_test_examples`
+reads a file as numeric examples to score a model on (``evaluate --data``).
+
 Files are written to a temporary file beside the destination and renamed, so an error never leaves
 a partial file. Reading checks every line (known tokens, matrices that decode) and stops at the
 first bad one with a :class:`UserError` naming the file and line.
@@ -18,6 +22,7 @@ first bad one with a :class:`UserError` naming the file and line.
 from __future__ import annotations
 
 import json
+import re
 from array import array
 from pathlib import Path
 
@@ -25,7 +30,9 @@ import numpy as np
 
 from linalgformer.errors import UserError
 from linalgformer.files import atomic_write_lines
+from linalgformer.problems.charton.config import size_span
 from linalgformer.problems.charton.contract import Examples, Problem
+from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.sequences import Sequences
 from linalgformer.tokens import decode_matrix
 
@@ -33,6 +40,10 @@ FORMATS = ("text", "jsonl")
 MAX_FILE_BYTES = 4 * 2**30  # larger files are refused from their size, before any is read
 MAX_LINE_CHARS = 2**20
 MAX_ARRAY_BYTES = 8 * 2**30  # a padded (examples x longest line) id array larger than this is refused
+REFERENCE_COUNTER = re.compile(r"^\d+\|")  # the reference code's export starts each line with "N|"
+# a line's own answer must be within this relative error (d1, by the problem's checks) of an answer
+# of its input: loose, as the reference answers the unrounded matrix, yet far below another problem's
+ANSWER_AGREEMENT = 0.5
 
 
 def write_examples(path: str | Path, problem: Problem, examples: Examples, fmt: str = "text") -> int:
@@ -118,7 +129,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[list[str], list[str
         return None
     if text.startswith("{"):
         return _parse_json(text, where)
-    parts = text.split("\t")
+    parts = REFERENCE_COUNTER.sub("", text, count=1).split("\t")
     if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
         raise UserError(f"{where} is not INPUT<TAB>OUTPUT tokens.")
     return parts[0].split(), parts[1].split()
@@ -188,3 +199,80 @@ class _Column:
         ids = np.full((rows, width), pad_id, dtype=np.int64)
         ids[np.arange(width) < lengths[:, None]] = np.frombuffer(self.flat, dtype=np.int64)
         return Sequences(ids=ids, lengths=lengths)
+
+
+# ----------------------------------------------------------------------------- test files
+
+
+def read_test_examples(path: str | Path, problem: MatrixProblem, sizes: tuple[int, int]) -> Examples:
+    """Numeric examples to score a model on, from a text, JSONL or reference-export file.
+
+    Each input is decoded in the problem's input encoding and its answer recomputed exactly, as
+    ``generate`` does; the line's own answer must decode in the output encoding, have the answer's
+    shape and pass the problem's checks loosely (:data:`ANSWER_AGREEMENT`). A line that does not
+    fit (encoding, size outside ``sizes``, another problem) is a UserError naming its line."""
+    path = Path(path)
+    _check_size(path, MAX_FILE_BYTES)
+    examples = Examples(inputs=[], targets=[], laws=[], dims=[], tasks=[])
+    answers, numbers = [], []
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
+                pair = _parse_line(line, path, number)
+                if pair is not None:
+                    answers.append(_add_test_line(examples, problem, pair, sizes, f"{path} line {number}"))
+                    numbers.append(number)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file of examples (it is not valid UTF-8).") from None
+    if not numbers:
+        raise UserError(f"{path} holds no examples.")
+    _check_answers(examples, problem, answers, [f"{path} line {n}" for n in numbers])
+    examples.laws[:] = [path.name] * len(examples)
+    return examples
+
+
+def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[str], list[str]],
+                   sizes: tuple[int, int], where: str) -> list[int]:
+    """Append one line's input (with its exact answer) to ``examples``; returns the line's answer ids."""
+    vocab, codecs = problem.vocab, problem.codecs
+    ids = [[vocab.stoi.get(t) for t in tokens] for tokens in pair]
+    for side, side_ids, tokens, encoding in zip(("input", "answer"), ids, pair, (codecs.input, codecs.output)):
+        if None in side_ids:
+            raise UserError(f"{where}: unknown token {tokens[side_ids.index(None)]!r} in the {side}.")
+        if decode_matrix(encoding, vocab, side_ids) is None:
+            raise UserError(f"{where}: the {side} is not a matrix in this model's {encoding.name} encoding.")
+    matrix = decode_matrix(codecs.input, vocab, ids[0])
+    _check_test_input(problem, matrix, sizes, where)
+    target = problem.reference(Examples([matrix], [None], [""], [0]))[0]
+    if not np.isfinite(target).all():
+        raise UserError(f"{where}: {problem.name} of this input is not defined (is it singular?).")
+    examples.inputs.append(matrix)
+    examples.targets.append(target)
+    examples.laws.append("")
+    examples.dims.append(int(problem.operand_dims(matrix.shape)[0]))
+    examples.tasks.append(problem.name)
+    return ids[1]
+
+
+def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[int, int], where: str) -> None:
+    rows, cols = problem.operand_dims(matrix.shape)
+    try:
+        problem.check_input_shape(matrix.shape)
+    except UserError as err:
+        raise UserError(f"{where}: {err}") from None
+    if not sizes[0] <= rows <= sizes[1] or (rows != cols and not problem.sampling.rectangular):
+        raise UserError(f"{where}: a {rows}x{cols} {problem.name} input, but this model was trained on "
+                        f"{size_span(*sizes)} matrices (use --dim to test other sizes).")
+    if problem.symmetric and not np.array_equal(matrix, matrix.T):
+        raise UserError(f"{where}: {problem.name} takes symmetric matrices; this input is not symmetric.")
+
+
+def _check_answers(examples: Examples, problem: MatrixProblem, answers: list[list[int]], where: list[str]) -> None:
+    """Refuse the first line whose own answer is not an answer of its input (another problem's line)."""
+    scores = problem.score(examples, answers)
+    agree = scores.exact | (scores.valid & (scores.d1 < ANSWER_AGREEMENT))
+    if not agree.all():
+        first = int(np.flatnonzero(~agree)[0])
+        shape = "x".join(map(str, examples.targets[first].shape))
+        raise UserError(f"{where[first]}: its answer is not the {problem.name} of its input (a {shape} "
+                        "answer within 50% is expected): is it a line of another problem?")

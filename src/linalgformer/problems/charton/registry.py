@@ -1,19 +1,33 @@
-"""Names and settings -> a problem: :func:`make_problem`, with one clear sentence for any bad setting."""
+"""Names and settings -> a problem: :func:`make_problem`, with one clear sentence for any bad setting.
+
+The problems are the classes listed by the modules of :data:`PROBLEM_MODULES` (each module's
+``PROBLEM_CLASSES``): a new problem is one module and one line there (docs/ADDING_A_PROBLEM.md).
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import replace
 
 from linalgformer import matrices
 from linalgformer.errors import UserError
-from linalgformer.problems.charton.config import (DEFAULT_COTRAINING, PROBLEMS, SQUARE_PROBLEMS, SYMMETRIC_PROBLEMS,
-                                                  Codecs, ProblemConfig, Sampling)
+from linalgformer.problems.charton.config import DEFAULT_COTRAINING, Codecs, ProblemConfig, Sampling
 from linalgformer.problems.charton.contract import Problem
 from linalgformer.problems.charton.cotraining import CoTraining
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
-from linalgformer.problems.charton.tasks import MATRIX_PROBLEMS
 from linalgformer.tokens import ENCODINGS, Vocabulary, make_encoding
+
+# One line per module of problems; the import-graph test reads these names as imports.
+PROBLEM_MODULES = (
+    "linalgformer.problems.charton.tasks",  # the ten of Charton's paper
+    "linalgformer.problems.charton.determinant",
+)
+MATRIX_PROBLEMS: dict[str, type[MatrixProblem]] = {
+    cls.name: cls for module in PROBLEM_MODULES for cls in importlib.import_module(module).PROBLEM_CLASSES}
+PROBLEMS = (*MATRIX_PROBLEMS, "cotraining")
+SYMMETRIC_PROBLEMS = tuple(name for name, cls in MATRIX_PROBLEMS.items() if cls.symmetric)
+SQUARE_PROBLEMS = tuple(name for name, cls in MATRIX_PROBLEMS.items() if cls.square)
 
 
 def curriculum_problems(cfg: ProblemConfig) -> list[tuple[int, Problem]]:

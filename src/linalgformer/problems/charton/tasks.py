@@ -1,5 +1,6 @@
-"""The ten matrix problems: each defines its shapes, its exact answer (``solve``) and the checks
-of a prediction where the answer is not unique."""
+"""The ten matrix problems of Charton's paper: each defines its shapes, its exact answer (``solve``)
+and the checks of a prediction where the answer is not unique. A new problem gets its own module
+(``determinant.py``) and one line in ``registry.PROBLEM_MODULES`` (docs/ADDING_A_PROBLEM.md)."""
 
 from __future__ import annotations
 
@@ -174,6 +175,7 @@ class SingularVectors(MatrixProblem):
         return (left * values[:, None, :]) @ transpose(right)
 
 
-MATRIX_PROBLEMS: dict[str, type[MatrixProblem]] = {cls.name: cls for cls in (
+# what the registry reads (problems.charton.registry.PROBLEM_MODULES), in the listing's order
+PROBLEM_CLASSES: tuple[type[MatrixProblem], ...] = (
     Transpose, MatrixSum, MatrixVector, MatrixProduct, Eigenvalues, Eigenvectors, InvertMatrix,
-    SymInverse, SingularValues, SingularVectors)}
+    SymInverse, SingularValues, SingularVectors)

@@ -1,0 +1,115 @@
+"""`evaluate --data` (generate files and the reference code's export) and `analyze`, on bundled models."""
+
+import json
+
+import numpy as np
+import pytest
+
+import linalgformer as lf
+from linalgformer.analysis import analyze_examples
+from linalgformer.cli import main
+from linalgformer.problems.charton import ProblemConfig, make_problem
+from linalgformer.problems.charton.datafile import example_lines, read_test_examples
+
+SEED, COUNT = 12345, 300
+
+
+def reference_file(path, problem, examples):
+    """The reference code's export: a line counter, a bar, INPUT<TAB>OUTPUT."""
+    lines = example_lines(problem, examples, "text")
+    path.write_text("".join(f"{i}|{line}\n" for i, line in enumerate(lines, start=1)))
+    return path
+
+
+def evaluate_json(args, capsys):
+    assert main(["evaluate", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_reference_file_scores_as_the_same_examples_generated_by_us(tmp_path, capsys):
+    model = lf.load("eigenvalues-3x3")
+    problem = model.experiment.problem
+    examples = problem.sample(np.random.default_rng([SEED, 0]), COUNT)  # evaluate's own test set
+    path = reference_file(tmp_path / "eig.txt", problem, examples)
+    ours = evaluate_json(["eigenvalues-3x3", "--count", str(COUNT), "--seed", str(SEED)], capsys)
+    theirs = evaluate_json(["eigenvalues-3x3", "--data", str(path)], capsys)
+    assert theirs["accuracy"] == ours["accuracy"] and theirs["count"] == COUNT
+    assert theirs["exact"] == ours["exact"] and 0.5 < ours["accuracy"]["0.01"] < 1.0  # not trivially equal
+    assert list(theirs["by_law"]) == ["eig.txt"]
+
+
+@pytest.mark.parametrize("encoding", ["P10", "P1000", "B1999", "FP15"])
+def test_the_four_encodings_read_back_as_the_examples_written(encoding, tmp_path):
+    problem = make_problem(ProblemConfig(name="eigenvectors", dim=3, encoding=encoding))
+    examples = problem.sample(np.random.default_rng(4), 20)
+    read = read_test_examples(reference_file(tmp_path / "x.txt", problem, examples), problem, (3, 3))
+    np.testing.assert_array_equal(np.stack(read.inputs), np.stack(examples.inputs))
+    np.testing.assert_allclose(np.stack(read.targets), np.stack(examples.targets), atol=1e-9)
+
+
+@pytest.mark.parametrize("setting, bad_line, words", [
+    ({}, "3|V3 V3 + 100 E-2\tV3 V1 + 100 E-2", "line 3: the input is not a matrix"),
+    ({}, "3|only input tokens", "line 3 is not INPUT<TAB>OUTPUT"),
+    ({"encoding": "FP15"}, None, "line 1: unknown token"),
+    ({"dim": 4}, None, "line 1: a 4x4 eigenvalues input, but this model was trained on 3x3"),
+    ({"name": "syminverse"}, None, "line 1: its answer is not the eigenvalues of its input"),
+])
+def test_lines_that_do_not_fit_are_refused_with_their_number(setting, bad_line, words, tmp_path, capsys):
+    config = ProblemConfig(**{"name": "eigenvalues", "dim": 3, "encoding": "P1000", **setting})
+    problem = make_problem(config)
+    path = reference_file(tmp_path / "f.txt", problem, problem.sample(np.random.default_rng(0), 4))
+    if bad_line:
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[:2] + [bad_line] + lines[3:]) + "\n")
+    assert main(["evaluate", "eigenvalues-3x3", "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_save_predictions_on_a_data_file(tmp_path, capsys):
+    data = lf.generate("transpose", dim=3, count=40, seed=2)
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"input": x, "output": y}) + "\n"
+                            for x, y in zip(data.input_tokens, data.output_tokens)))
+    out = tmp_path / "preds.jsonl"
+    assert main(["evaluate", "transpose-3x3", "--data", str(path), "--save-predictions", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["input"] for r in rows] == data.input_tokens and [r["target"] for r in rows] == data.output_tokens
+    assert sum(r["correct@0.05"] for r in rows) >= 38
+    with pytest.raises(lf.UserError, match="takes no --distribution"):
+        lf.load("transpose-3x3").evaluate(data=path, distribution="laplace")
+
+
+def test_analyze_prints_its_table_and_writes_its_plot(tmp_path, capsys):
+    png = tmp_path / "a.png"
+    assert main(["analyze", "eigenvalues-3x3", "--count", "100", "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert all(group in out for group in ("input cond", "eig spread", "eig gap", "entry"))
+    assert "answer cond" not in out  # eigenvalues are a vector: no condition number
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_accuracy_by_input_condition_number_is_the_direct_computation(tmp_path):
+    model = lf.load("eigenvalues-3x3")
+    analysis = model.analyze(200, distribution="laplace", bins=4)
+    rows = model.evaluate(200, distribution="laplace", save_predictions=tmp_path / "p.jsonl")
+    correct = np.array([json.loads(line)["correct@0.05"] for line in (tmp_path / "p.jsonl").read_text().splitlines()])
+    problem = model.experiment.test_problems("laplace")[0][1]
+    inputs = problem.sample(np.random.default_rng([12345, 0]), 200).inputs
+    cond = np.array([np.linalg.svd(x, compute_uv=False) for x in inputs])
+    cond = cond[:, 0] / cond[:, -1]
+    worst = cond >= np.quantile(cond, 0.75)  # the last of 4 quantile bins
+    row = [r for r in analysis.rows if r["group"] == "input cond"][-1]
+    assert row["count"] == worst.sum() == 50
+    assert row["acc@0.05"] == pytest.approx(correct[worst].mean())
+    assert rows["accuracy"] == pytest.approx(correct.mean()) == pytest.approx(analysis.correct[0.05].mean())
+
+
+def test_eigenvector_properties_are_told_apart():
+    problem = make_problem(ProblemConfig(name="eigenvectors", dim=3, encoding="P1000"))
+    examples = problem.sample(np.random.default_rng(5), 30)
+    scaled = [np.vstack([t[:1], 2 * t[1:]]) for t in examples.targets]  # right eigenvalues, norms 2
+    ids = problem.encode(type(examples)(examples.inputs, scaled, examples.laws, examples.dims))[1]
+    preds = [ids.ids[i, : ids.lengths[i]].tolist() for i in range(len(examples))]
+    rows = {r["bin"]: r["acc@0.05"] for r in analyze_examples(problem, examples, preds).rows if r["group"] == "property"}
+    assert rows == {"eigenvalues": 1.0, "unit norms": 0.0, "orthogonality": 0.0, "Q^T M Q": 0.0}
