@@ -130,12 +130,14 @@ def load(name_or_run_dir: str | Path, device: str = "auto") -> Model:
     return Model(resolve_model(name_or_run_dir), device)
 
 
-def preset(name: str, quick: bool = False, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The run config of a preset (``configs/NAME.yaml``); ``quick``: its CPU-sized variant;
+def preset(name: str, quick: bool = False, overrides: dict[str, Any] | None = None,
+           scale: str = "paper") -> RunConfig:
+    """The run config of a preset (``configs/NAME.yaml``) at ``scale``: ``paper`` (as written),
+    ``quick`` (a CPU smoke test; ``quick=True`` says the same) or ``cpu`` (the best CPU recipe);
     ``overrides``: config fields by dotted name, e.g. ``{"train.max_steps": 200}``."""
     assignments = [f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
                    for key, value in (overrides or {}).items()]
-    return load_preset(name, quick, assignments)[0]
+    return load_preset(name, "quick" if quick else scale, assignments)[0]
 
 
 def train(config: RunConfig, out: str | Path, progress: bool = True) -> Model:
