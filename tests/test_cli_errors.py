@@ -46,8 +46,8 @@ def bad_yaml(tmp_path, text):
 
 CASES = [
     # generate
-    ("generate-unknown-problem", lambda r, t: ["generate", "--problem", "nope"], "unknown problem"),
-    ("generate-unknown-encoding", lambda r, t: ["generate", "--encoding", "P7"], "encoding"),
+    ("generate-unknown-problem", lambda r, t: ["generate", "--problem", "nope"], "problem.name must be one of"),
+    ("generate-unknown-encoding", lambda r, t: ["generate", "--encoding", "P7"], "problem.encoding must be one of"),
     ("generate-unknown-law", lambda r, t: ["generate", "--problem", "eigenvalues", "--distribution", "cauchy"], "cauchy"),
     ("generate-law-nonsymmetric", lambda r, t: ["generate", "--problem", "transpose", "--distribution", "laplace"], "symmetric"),
     ("generate-dim-zero", lambda r, t: ["generate", "--dim", "0"], "at least 1"),
@@ -65,7 +65,7 @@ CASES = [
     ("train-bad-value", lambda r, t: ["train", "--out", str(t / "new"), "--set", "train.max_steps=lots"], "integer"),
     ("train-bad-lr", lambda r, t: ["train", "--out", str(t / "new"), "--lr", "abc"], "invalid float"),
     ("train-unknown-family", lambda r, t: ["train", "--family", "quantum", "--out", str(t / "new")], "unknown experiment family"),
-    ("train-unknown-problem", lambda r, t: ["train", "--problem", "nope", "--out", str(t / "new")], "unknown problem"),
+    ("train-unknown-problem", lambda r, t: ["train", "--problem", "nope", "--out", str(t / "new")], "problem.name must be one of"),
     ("train-width-heads", lambda r, t: ["train", "--width", "30", "--heads", "4", "--out", str(t / "new")], "divisible"),
     ("train-changed-model", lambda r, t: ["train", "--out", str(r), "--width", "64"], "different model"),
     ("train-foreign-dir", lambda r, t: ["train", "--out", str(t / "foreign")], "not a linalgformer run"),

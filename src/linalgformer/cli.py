@@ -196,14 +196,17 @@ def positive(name: str, value: int | None, maximum: int | None = None) -> None:
 
 
 def problem_config_from_args(args):
+    from linalgformer.config import from_dict
     from linalgformer.problems.charton import ProblemConfig
 
     positive("dim", args.dim)
+    positive("min-dim", args.min_dim)
+    positive("max-dim", args.max_dim)
     positive("count", getattr(args, "count", None), 10_000_000)
     values = {"name": args.problem, "dim": args.dim, "min_dim": args.min_dim or 0, "max_dim": args.max_dim or 0,
               "encoding": args.encoding, "input_encoding": args.input_encoding or "",
               "output_encoding": args.output_encoding or "", "distribution": args.distribution or ""}
-    return ProblemConfig(**values)
+    return from_dict(ProblemConfig, values, "problem")
 
 
 def cmd_generate(args) -> int:

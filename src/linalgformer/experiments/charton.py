@@ -58,12 +58,25 @@ class Experiment(BaseExperiment):
     # -- model and data --------------------------------------------------------------------------
 
     def build_model(self) -> Seq2Seq:
+        self.check_positions()
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
                            token_values=self.vocab.token_values())
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
+
+    def check_positions(self) -> None:
+        """The longest source and answer the problem (and each curriculum stage) writes fit the
+        model's ``max_len`` positions: refused at build time, not by an index error in a step."""
+        limit = self.config.model.max_len
+        for problem in [self.problem] + [p for _, p in self.stages]:
+            parts = getattr(problem, "problems", {"": problem}).values()  # cotraining: its tasks
+            high = max(part.sampling.max_dim for part in parts)
+            longest = max(problem.max_input_length(high), problem.max_output_length(high) + 2)
+            if longest > limit:
+                raise UserError(f"a {high}x{high} {problem.name} example needs {longest} positions but "
+                                f"model.max_len is {limit}: raise model.max_len or lower the dimension.")
 
     def matrix_layout(self) -> MatrixLayout | None:
         """What matrix-aware positions need of the problem (None for the other kinds)."""
