@@ -17,6 +17,7 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -44,7 +45,7 @@ from linalgformer.tracking import MetricLogger, progress_bar
 
 # Train-section fields that may change when a run is resumed (they do not alter the trajectory).
 EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval_every", "log_every",
-              "checkpoint_every", "workers", "compile", "threads", "device"}
+              "checkpoint_every", "checkpoint_minutes", "workers", "compile", "threads", "device"}
 # Train-section fields added after runs existed, with the behaviour such a run was trained with: a
 # run whose config.json lacks one resumes with that value, so that it goes on as it started.
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
@@ -148,8 +149,7 @@ class BatchStream(IterableDataset):
 
 
 def batch_stream(experiment: Experiment, train: TrainConfig, rt: Runtime, start_step: int):
-    if train.batch_size % rt.world:
-        raise UserError(f"batch size {train.batch_size} is not divisible by {rt.world} processes.")
+    check_batch_split(train, rt)
     stream = BatchStream(experiment, train.seed, rt.rank, start_step, train.batch_size // rt.world)
     loader = DataLoader(stream, batch_size=None, num_workers=train.workers,
                         pin_memory=rt.device.type == "cuda", prefetch_factor=4 if train.workers else None)
@@ -218,9 +218,10 @@ def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
     """Fix run-start choices (decay horizon); on a resume, refuse changes that alter the run."""
     if config.train.decay_steps <= 0:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, decay_steps=config.train.max_steps))
-    if not (run_dir / ckpt.CONFIG).exists():
-        return config
+    if not (run_dir / ckpt.CONFIG).exists() or not ckpt.has_checkpoint(run_dir):
+        return config  # nothing trained yet: the config.json of a run that never checkpointed binds nothing
     old = ckpt.read_config(run_dir)
+    check_weights_config(run_dir, old)
     new = config.to_dict()
     for section in ("family", "problem", "model"):
         if old.get(section) != new[section]:
@@ -236,6 +237,28 @@ def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
             raise UserError(f"{run_dir} was trained with train.{key}={old['train'][key]!r}; changing it "
                             "would not resume the same run (use a new --out directory).")
     return run_config_from_dict(new)
+
+
+def check_weights_config(run_dir: Path, stored: dict) -> None:
+    """Refuse a run whose config.json disagrees with the config saved in its weights' metadata
+    (fields that only extend a run may differ: a resume rewrites config.json with its first checkpoint)."""
+    ckpt.verify_checkpoint(run_dir)
+    weights = ckpt.weights_config(run_dir / ckpt.WEIGHTS)
+    if weights is None:
+        return  # weights saved before the config was kept in their metadata
+    for section in ("family", "problem", "model"):
+        if weights.get(section) != stored.get(section):
+            raise _config_mismatch(run_dir, section, weights.get(section), stored.get(section))
+    old, now = weights.get("train") or {}, stored.get("train") or {}
+    for key in sorted(set(old) | set(now)):
+        if key not in EXTENDABLE and key in old and key in now and old[key] != now[key]:
+            raise _config_mismatch(run_dir, f"train.{key}", old[key], now[key])
+
+
+def _config_mismatch(run_dir: Path, what: str, weights: Any, stored: Any) -> UserError:
+    return UserError(f"{run_dir / ckpt.CONFIG} disagrees with the config its weights were trained with "
+                     f"({what}: {_first_difference(weights, stored)}): it was edited or damaged; restore it "
+                     "or train in a new --out.")
 
 
 def _first_difference(old: Any, new: Any) -> str:
@@ -302,6 +325,7 @@ class Trainer:
     run_dir: Path
     logger: MetricLogger
     progress_enabled: bool = True
+    config_written: bool = False
 
     def __post_init__(self):
         train = self.config.train
@@ -373,6 +397,9 @@ class Trainer:
         return agree(bool(stop), self.rt)
 
     def save(self, start_time: float) -> None:
+        if self.rt.main and not self.config_written:  # a resume keeps the old config.json until now
+            atomic_write_text(self.run_dir / ckpt.CONFIG, dump_json(self.config.to_dict()))
+            self.config_written = True
         if self.rt.main:
             progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time,
                             window_losses=list(self.window.losses))
@@ -489,36 +516,90 @@ def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dic
     """Train (or resume) the run in ``run_dir``; returns the final validation metrics.
 
     The config is resolved once against the run directory, and the experiment and model are built
-    once, before anything is written: a bad config leaves no run directory behind."""
+    once (weights of ``train.init_from`` loaded), before anything is written: a bad config leaves
+    the directory as it was. A resumed run rewrites ``config.json`` only with its first checkpoint,
+    so a crash before it leaves the previous one; a new run that fails before its first checkpoint
+    removes what it wrote, so that the corrected command starts afresh."""
     run_dir = Path(run_dir)
     rt = setup_runtime(config.train)
     if rt.main:
         _check_run_dir(run_dir)
     config = resolve_config(run_dir, config)
+    check_batch_split(config.train, rt)
     experiment = build_experiment(config)
     model = seeded_model(experiment, config, rt)
+    fresh = not ckpt.has_checkpoint(run_dir)
+    if fresh and config.train.init_from:
+        init_weights(model, Path(config.train.init_from))  # a source that does not fit is refused now
+    created = not run_dir.exists()
     if rt.main:
         _make_run_dir(run_dir)
-    with ckpt.run_lock(run_dir) if rt.main else nullcontext():
-        if rt.main and ckpt.has_checkpoint(run_dir):
-            ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
-        if rt.main:
-            atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
-        trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
-        try:
-            final = trainer.run()
-        finally:
-            trainer.logger.close()
+    try:
+        with ckpt.run_lock(run_dir) if rt.main else nullcontext():
+            try:
+                final = _train_locked(config, run_dir, rt, experiment, model, progress, fresh)
+            except BaseException:
+                if rt.main and fresh and not ckpt.has_checkpoint(run_dir):
+                    _remove_new_run(run_dir)
+                raise
+    except BaseException:
+        if rt.main and created:
+            _remove_empty_dir(run_dir)
+        raise
     if rt.owns_group:
         end_process_group()
     return final
 
 
+def _train_locked(config: RunConfig, run_dir: Path, rt: Runtime, experiment: Experiment,
+                  model: torch.nn.Module, progress: bool, fresh: bool) -> dict[str, Any]:
+    if rt.main and not fresh:
+        ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
+    if rt.main and fresh:
+        atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
+    trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        trainer.logger.close()
+
+
+def check_batch_split(train: TrainConfig, rt: Runtime) -> None:
+    if train.batch_size % rt.world:
+        raise UserError(f"train.batch_size {train.batch_size} is not divisible by the {rt.world} processes.")
+
+
+# What a new run writes in its directory: removed again if it fails before its first checkpoint.
+NEW_RUN_FILES = (ckpt.CONFIG, "metrics.jsonl", ckpt.WEIGHTS + ckpt.STAGED, ckpt.STATE + ckpt.STAGED)
+
+
+def _remove_new_run(run_dir: Path) -> None:
+    """What a new run wrote (called with the run lock held, so no other process trains here)."""
+    for name in NEW_RUN_FILES:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink()
+
+
+def _remove_empty_dir(run_dir: Path) -> None:
+    """The directory this call created, if nothing but the lock file is left in it."""
+    with contextlib.suppress(OSError):
+        if {path.name for path in run_dir.iterdir()} <= {ckpt.LOCK}:
+            (run_dir / ckpt.LOCK).unlink(missing_ok=True)
+            run_dir.rmdir()
+
+
 def _check_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a directory; choose another --out.")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / ckpt.CONFIG).exists():
+    if not run_dir.is_dir():
+        return
+    names = {path.name for path in run_dir.iterdir()} - {ckpt.LOCK}
+    if names and ckpt.CONFIG not in names:
         raise UserError(f"{run_dir} exists and is not a linalgformer run directory; choose another --out.")
+    if ckpt.MANIFEST not in names and names & {ckpt.WEIGHTS, ckpt.STATE}:
+        raise UserError(f"{run_dir} holds trained weights but no checkpoint manifest ({ckpt.MANIFEST}), so it "
+                        f"cannot be resumed safely and is left untouched: train in a new --out, or move "
+                        f"{ckpt.WEIGHTS} and {ckpt.STATE} out of it to start this run over.")
 
 
 def _make_run_dir(run_dir: Path) -> None:
