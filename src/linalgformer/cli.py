@@ -6,13 +6,16 @@ Every error a user can cause ends in one sentence on stderr and exit status 2 (`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
-from linalgformer.errors import UserError
+from linalgformer.errors import UserError, shorten
 
 # Flags of `train` -> the config key they set.
 TRAIN_FLAGS = {
@@ -36,15 +39,53 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args) or 0
+        with terminate_on_sigterm():
+            return run_command(args)
     except UserError as err:
-        print(f"linalgformer: error: {err}", file=sys.stderr)
+        print(f"linalgformer: error: {shorten(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("linalgformer: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("linalgformer: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
+
+
+def run_command(args) -> int:
+    """Run the subcommand; with ``--json``, everything it prints goes to stderr and only the one
+    document it hands to :func:`emit_json` reaches stdout."""
+    if not getattr(args, "json", False):
+        return args.run(args) or 0
+    args.json_stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return args.run(args) or 0
+
+
+def emit_json(args, document) -> None:
+    out = getattr(args, "json_stdout", None) or sys.stdout
+    print(json.dumps(document, indent=2, sort_keys=True, default=str), file=out)
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that a run stops as it does on Ctrl-C (finally blocks run)."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -231,7 +272,7 @@ def cmd_problems(args) -> int:
 
     info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS)}
     if args.json:
-        print(json.dumps(info, indent=2))
+        emit_json(args, info)
         return 0
     for key, values in info.items():
         print(f"{key}: {', '.join(values)}")
@@ -324,7 +365,7 @@ def cmd_evaluate(args) -> int:
                                   dims=dims, beam=args.beam, predictions=args.save_predictions)
     note_untrained_sizes(config.problem, dims)  # after: a size the model cannot take is one error alone
     if args.json:
-        print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
+        emit_json(args, evaluation_json(metrics))
     else:
         print(evaluation_table(metrics))
     return 0
@@ -369,7 +410,7 @@ def cmd_predict(args) -> int:
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)
     if args.json:
-        print(json.dumps({k: v for k, v in answer.items() if not k.endswith("_text")}, indent=2))
+        emit_json(args, {k: v for k, v in answer.items() if not k.endswith("_text")})
     else:
         print(f"model:     {answer['prediction_text']}")
         print(f"reference: {answer['reference_text']}")
@@ -397,7 +438,7 @@ def cmd_reproduce(args) -> int:
         return 0 if args.list else 2
     result = run_preset(args.name, quick=args.quick, out_dir=args.out)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2, default=str))
+        emit_json(args, {k: v for k, v in result.items() if k != "text"})
     else:
         print(result.get("title", args.name))
         print(result.get("text", ""))
@@ -437,7 +478,7 @@ def cmd_models(args) -> int:
 
     cards = [dict(model_card(path), name=name) for name, path in bundled_models().items()]
     if args.json:
-        print(json.dumps(cards, indent=2))
+        emit_json(args, cards)
         return 0
     rows = [[c["name"], c.get("problem", ""), card_score(c), c.get("test_count"), c.get("description", "")]
             for c in cards]

@@ -260,16 +260,27 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping safely (``yaml.safe_load``); a clear UserError on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise UserError(f"cannot read config file {path}: {err.strerror or err}.") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}).") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text, f"config file {path}")
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}.") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values.")
     return data
+
+
+def safe_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load`` of ``text``, refusing aliases (``*name``) before anything is built: an
+    anchor repeated through aliases (a "billion laughs") would expand without bound."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise UserError(f"{what} uses a YAML alias (*{event.anchor}); write the value out instead.")
+    return yaml.safe_load(text)
 
 
 def apply_override(data: dict, assignment: str) -> None:
@@ -278,7 +289,7 @@ def apply_override(data: dict, assignment: str) -> None:
     if not sep or not key.strip():
         raise UserError(f"--set expects key=value (e.g. train.lr=3e-4), got {assignment!r}.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     value = _yaml_number(value)

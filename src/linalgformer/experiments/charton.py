@@ -206,6 +206,7 @@ class Experiment(BaseExperiment):
     def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
         """The model's answer for one user matrix, beside numpy's, with the verifier's error."""
         problem = self.problem
+        check_question_shape(problem, self.config.problem, np.shape(matrix))
         examples = problem.examples_from_matrix(matrix)
         check_trained_size(self.config.problem, examples.dims[0])
         device = next(model.parameters()).device
@@ -314,6 +315,22 @@ def answer_token_ids(problem) -> list[int]:
     for encoding in outputs:
         ids.update(int(i) for i in vocab.table(encoding))
     return sorted(ids)
+
+
+SPLIT_WORDS = {"last_column": " ([M|v]: the vector as the last column)", "halves": " ([A|B]: the two matrices side by side)"}
+
+
+def check_question_shape(problem, cfg: ProblemConfig, shape: tuple[int, ...]) -> None:
+    """A question must have the shape the model was trained on: e.g. [M|v] (n x n+1) for
+    matrix_vector, n x n for square problems; rectangular models take any shape."""
+    if not isinstance(problem, MatrixProblem) or cfg.rectangular or len(shape) != 2:
+        return
+    rows = problem.operand_dims(shape)[0]
+    expected = problem.input_shape(rows, rows)
+    if tuple(shape) != tuple(expected):
+        note = SPLIT_WORDS.get(problem.input_split, "")
+        raise UserError(f"this {problem.name} model takes a {expected[0]}x{expected[1]} input for "
+                        f"{rows}x{rows} matrices{note}, got {shape[0]}x{shape[1]}.")
 
 
 def check_trained_size(cfg: ProblemConfig, dim: int) -> None:
