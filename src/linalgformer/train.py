@@ -50,6 +50,7 @@ EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval
 # run whose config.json lacks one resumes with that value, so that it goes on as it started.
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
 VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
+clock = time.monotonic  # the checkpoint interval's clock (tests replace it)
 
 
 @dataclass
@@ -153,7 +154,23 @@ def batch_stream(experiment: Experiment, train: TrainConfig, rt: Runtime, start_
     stream = BatchStream(experiment, train.seed, rt.rank, start_step, train.batch_size // rt.world)
     loader = DataLoader(stream, batch_size=None, num_workers=train.workers,
                         pin_memory=rt.device.type == "cuda", prefetch_factor=4 if train.workers else None)
-    return iter(loader)
+    with torch_rng_kept():
+        return iter(loader)
+
+
+@contextlib.contextmanager
+def torch_rng_kept() -> Iterator[None]:
+    """Leave torch's global RNG as it was: the data loader draws a base seed from it when an iterator
+    is made, and evaluation may draw from it; the training steps (dropout) alone must consume it, so
+    that a resumed run draws the same dropout masks as an uninterrupted one."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -286,6 +303,7 @@ def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any
     tensors, _ = ckpt.load_weights(run_dir / ckpt.WEIGHTS)
     ckpt.load_model_state(model, tensors, run_dir / ckpt.WEIGHTS)
     state = ckpt.load_train_state(run_dir)
+    check_train_state(state, optimizer, run_dir / ckpt.STATE)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and "scaler" in state:
@@ -294,6 +312,48 @@ def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any
     if torch.cuda.is_available() and "cuda_rng" in state:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state
+
+
+PROGRESS_TYPES = {"step": int, "examples": int, "elapsed": (int, float), "skipped": int, "window_losses": list}
+
+
+def check_train_state(state: dict[str, Any], optimizer, where: Path) -> None:
+    """The saved training state's structure and every optimizer tensor's shape, checked against
+    this model's optimizer before any of it is loaded (a wrong shape can crash fused Adam)."""
+    def refuse(what: str) -> UserError:
+        return UserError(f"{where} does not fit this run ({what}): the training state is damaged; "
+                         "resume from a copy of the run or train in a new --out.")
+    for key, kind in PROGRESS_TYPES.items():
+        if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
+            raise refuse(f"{key} is a {type(state[key]).__name__}")
+    for key in ("optimizer", "scheduler"):
+        if not isinstance(state.get(key), dict):
+            raise refuse(f"no {key} state")
+    rng = state.get("torch_rng")
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == torch.get_rng_state().shape):
+        raise refuse("no valid torch RNG state")
+    saved = state["optimizer"]
+    groups, per_param = saved.get("param_groups"), saved.get("state")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not (isinstance(groups, list) and isinstance(per_param, dict) and len(groups) == len(optimizer.param_groups)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+            and [len(g["params"]) for g in groups] == [len(g["params"]) for g in optimizer.param_groups]):
+        raise refuse("optimizer parameter groups differ")
+    ids = [i for g in groups for i in g["params"]]
+    for index, param in zip(ids, params):
+        entry = per_param.get(index, {})
+        if not isinstance(entry, dict):
+            raise refuse(f"optimizer state of parameter {index} is a {type(entry).__name__}")
+        for name, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                raise refuse(f"optimizer {name} of parameter {index} is a {type(value).__name__}")
+            if name != "step" and value.shape != param.shape:
+                raise refuse(f"optimizer {name} of parameter {index} has shape {tuple(value.shape)}, "
+                             f"not {tuple(param.shape)}")
+            if name == "step" and value.numel() != 1:
+                raise refuse(f"optimizer step of parameter {index} has {value.numel()} values")
+    if set(per_param) - set(ids):
+        raise refuse("optimizer state for parameters the model does not have")
 
 
 def init_weights(model: torch.nn.Module, source: Path) -> None:
@@ -326,6 +386,7 @@ class Trainer:
     logger: MetricLogger
     progress_enabled: bool = True
     config_written: bool = False
+    last_save: float = 0.0  # clock() at the last checkpoint
 
     def __post_init__(self):
         train = self.config.train
@@ -382,7 +443,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         train = self.config.train
         self.model.eval()
-        with self.autocast():
+        with self.autocast(), torch_rng_kept():
             metrics = self.experiment.evaluate(self.model, train.valid_count, train.seed + VALID_SEED_OFFSET, self.rt.device)
         return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
 
@@ -400,6 +461,7 @@ class Trainer:
         if self.rt.main and not self.config_written:  # a resume keeps the old config.json until now
             atomic_write_text(self.run_dir / ckpt.CONFIG, dump_json(self.config.to_dict()))
             self.config_written = True
+        self.last_save = clock()
         if self.rt.main:
             progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time,
                             window_losses=list(self.window.losses))
@@ -409,6 +471,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         train = self.config.train
         start = time.time()
+        self.last_save = clock()
         data = batch_stream(self.experiment, train, self.rt, self.state["step"])
         bar = progress_bar(train.max_steps, self.state["step"], enabled=self.progress_enabled and self.rt.main)
         window = self.window
@@ -441,9 +504,15 @@ class Trainer:
             if self.rt.main:
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()
                                                         if isinstance(v, float))[:300])
-        if step % train.checkpoint_every == 0:
+        if step % train.checkpoint_every == 0 or self.checkpoint_due():
             self.save(start)
         return metrics
+
+    def checkpoint_due(self) -> bool:
+        """Whether ``train.checkpoint_minutes`` of wall-clock time passed since the last checkpoint
+        (or the start): a kill loses at most that much work, whatever ``checkpoint_every`` is."""
+        minutes = self.config.train.checkpoint_minutes
+        return agree(bool(minutes) and clock() - self.last_save >= minutes * 60, self.rt)
 
     def record(self, kind: str, start: float, values: dict[str, Any]) -> dict[str, Any]:
         return dict(values, kind=kind, step=self.state["step"], examples=self.state["examples"],

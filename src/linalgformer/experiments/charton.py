@@ -42,6 +42,7 @@ def accuracy_key(tau: float) -> str:
 
 class Experiment(BaseExperiment):
     primary_metric = accuracy_key(0.05)
+    reads_data_files = True
 
     def __init__(self, config):
         super().__init__(config)

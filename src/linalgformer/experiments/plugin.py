@@ -32,8 +32,13 @@ class Experiment(ABC):
 
     primary_metric: str = "accuracy"
 
+    reads_data_files = False  # whether train.data_file (examples written by `generate`) applies
+
     def __init__(self, config: RunConfig):
         self.config = config
+        if config.train.data_file and not self.reads_data_files:
+            raise UserError(f"train.data_file applies to the charton family only, not to {config.family} "
+                            "(its examples are drawn afresh).")
 
     @abstractmethod
     def build_model(self) -> nn.Module:
