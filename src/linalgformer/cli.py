@@ -358,6 +358,7 @@ def cmd_evaluate(args) -> int:
 
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
+    check_writable(args.save_predictions, "--save-predictions")  # before the evaluation, not after it
     device = pick_device(args.device)
     config, experiment, model = load_run(resolve_model(args.run_dir), device)
     dims = parse_dims(args.dim)
@@ -369,6 +370,18 @@ def cmd_evaluate(args) -> int:
     else:
         print(evaluation_table(metrics))
     return 0
+
+
+def check_writable(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; name a file.")
+    if not folder.is_dir():
+        raise UserError(f"{flag}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{flag}: {path} is not writable.")
 
 
 def note_untrained_sizes(problem, dims: list[int] | None) -> None:
