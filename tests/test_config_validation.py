@@ -135,11 +135,12 @@ def test_a_refused_value_from_the_command_line(setting, tmp_path):
     assert setting.split("=")[0] in done.stderr and not out.exists()
 
 
-def test_yaml_aliases_and_non_utf8_are_refused(tmp_path, capsys):
-    laughs = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\ntrain: {lr: 1}\n"
+def test_yaml_alias_bombs_and_non_utf8_are_refused(tmp_path, capsys):
+    laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)) + "train: {lr: 1}\n"
     (tmp_path / "alias.yaml").write_text(laughs)
     (tmp_path / "latin1.yaml").write_bytes("train:\n  lr: 1 # caf\xe9\n".encode("latin-1"))
-    refused(["train", "--config", str(tmp_path / "alias.yaml"), "--out", str(tmp_path / "a")], capsys, "alias")
+    refused(["train", "--config", str(tmp_path / "alias.yaml"), "--out", str(tmp_path / "a")], capsys, "aliases")
     refused(["train", "--config", str(tmp_path / "latin1.yaml"), "--out", str(tmp_path / "b")], capsys, "UTF-8")
-    refused(["train", "--out", str(tmp_path / "c"), "--set", "train.betas=&x [*x]"], capsys, "alias")
+    refused(["train", "--out", str(tmp_path / "c"), "--set", "train.betas=&x [*x]"], capsys, "recursive")
     assert not any((tmp_path / n).exists() for n in "abc")

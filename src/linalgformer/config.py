@@ -274,13 +274,36 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+MAX_YAML_NODES = 100_000  # a config expanded through its aliases may hold at most this many values
+
+
 def safe_yaml(text: str, what: str) -> Any:
-    """``yaml.safe_load`` of ``text``, refusing aliases (``*name``) before anything is built: an
-    anchor repeated through aliases (a "billion laughs") would expand without bound."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            raise UserError(f"{what} uses a YAML alias (*{event.anchor}); write the value out instead.")
+    """``yaml.safe_load`` of ``text``, its size bounded before anything is built: an anchor repeated
+    through aliases (a "billion laughs") would expand without bound, and a recursive one forever.
+    Aliases themselves are allowed (the shipped presets use them)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None and _expanded_size(node, {}, set(), what) > MAX_YAML_NODES:
+        raise UserError(f"{what} expands through its YAML aliases (*name) to more than {MAX_YAML_NODES} values.")
     return yaml.safe_load(text)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], what: str) -> int:
+    """How many values ``node`` holds once every alias is written out (each shared node counted once
+    per use, computed once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise UserError(f"{what} holds a recursive YAML alias (a value that contains itself).")
+    open_nodes.add(key)
+    children = [] if isinstance(node, yaml.ScalarNode) else (
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value)
+    size = 1
+    for child in children:
+        size = min(size + _expanded_size(child, sizes, open_nodes, what), MAX_YAML_NODES + 1)
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def apply_override(data: dict, assignment: str) -> None:
