@@ -55,7 +55,7 @@ def pick_device(name: str) -> torch.device:
 
 def resolve_precisions(names: list[str], device: torch.device) -> list[str]:
     """``auto`` -> fp32, plus bf16 where bf16 matmuls are native; says on stderr when bf16 is left out."""
-    from linalgformer.train import bf16_is_fast
+    from linalgformer.training import bf16_is_fast
 
     if names != ["auto"]:
         return names
@@ -210,12 +210,12 @@ def run_config(preset: dict, train: dict | None = None):
 
 
 def build_trainer(config, device: torch.device, seed: int = 0, full_readout: bool = False):
-    """(experiment, Trainer) as ``train_run`` builds them (``linalgformer.train.build_trainer``), on a
+    """(experiment, Trainer) as ``train_run`` builds them (``linalgformer.training.build_trainer``), on a
     throwaway run directory, the model seeded by ``seed``, nothing logged; ``full_readout`` builds
     the Charton model as it was before it read out only answer tokens."""
     from linalgformer.experiments.registry import build_experiment
-    from linalgformer.train import Runtime, autocast_dtype, seeded_model
-    from linalgformer.train import build_trainer as trainer_of
+    from linalgformer.training import Runtime, autocast_dtype, seeded_model
+    from linalgformer.training import build_trainer as trainer_of
 
     experiment = build_experiment(config)
     if full_readout:

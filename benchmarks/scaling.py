@@ -46,7 +46,7 @@ def current_rss_mib() -> float:
 
 def one_point(point: dict) -> dict:
     """Measure one (dim, width) point in this process."""
-    from linalgformer.train import to_device
+    from linalgformer.training import to_device
 
     common.set_threads(point["threads"])
     device = common.pick_device(point["device"])

@@ -115,7 +115,7 @@ def set_switches(model, switches: dict) -> None:
 def ours_stepper(config, device: torch.device, unfused_adam: bool = False, switches: dict | None = None):
     """``Trainer.step`` of a trainer built as ``train_run`` builds it; ``switches`` sets the model's
     speed switch (``Attention.fp32_cpu_attention``) for ablations."""
-    from linalgformer.train import lr_factor
+    from linalgformer.training import lr_factor
 
     switches = dict(switches or {})
     train_changes = {k: switches.pop(k) for k in TRAIN_SWITCHES if k in switches}
@@ -155,7 +155,7 @@ def variants_for(args, precision: str, name: str = "") -> dict:
 
 def with_data(experiment, step_fn, batch_size: int, device: torch.device, seed: int = 0):
     """A no-argument step: draw the next batch synchronously (as workers=0 does), then train on it."""
-    from linalgformer.train import to_device
+    from linalgformer.training import to_device
 
     counter = itertools.count()
 

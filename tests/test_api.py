@@ -89,7 +89,7 @@ def test_the_package_loads_the_api_on_first_use():
     import importlib
 
     assert "load" in dir(lf) and lf.load is lf.api.load
-    assert importlib.import_module("linalgformer.train").train_run  # the loop is still a module
+    assert importlib.import_module("linalgformer.training").train_run  # the loop is still a module
     assert lf.train is lf.api.train  # and the name stays the API's
     with pytest.raises(AttributeError):
         getattr(lf, "nothing_here")

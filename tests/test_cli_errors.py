@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from linalgformer.cli import main
-from linalgformer.train import train_run
+from linalgformer.training import train_run
 from tests.helpers import tiny_config
 
 
@@ -47,7 +47,7 @@ def bad_yaml(tmp_path, text):
 CASES = [
     # generate
     ("generate-unknown-problem", lambda r, t: ["generate", "--problem", "nope"], "unknown problem"),
-    ("generate-unknown-encoding", lambda r, t: ["generate", "--encoding", "P7"], "encoding"),
+    ("generate-unknown-encoding", lambda r, t: ["generate", "--encoding", "P7"], "problem.encoding must be one of"),
     ("generate-unknown-law", lambda r, t: ["generate", "--problem", "eigenvalues", "--distribution", "cauchy"], "cauchy"),
     ("generate-law-nonsymmetric", lambda r, t: ["generate", "--problem", "transpose", "--distribution", "laplace"], "symmetric"),
     ("generate-dim-zero", lambda r, t: ["generate", "--dim", "0"], "at least 1"),

@@ -14,7 +14,7 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment
 from linalgformer.problems.charton import CurriculumStage
 from linalgformer.tracking import read_metrics
-from linalgformer.train import train_run
+from linalgformer.training import train_run
 from tests.helpers import tiny_config
 
 STAGES = [CurriculumStage(step=0, min_dim=2, max_dim=2, bound=2.0), CurriculumStage(step=7, min_dim=2, max_dim=3)]
@@ -63,10 +63,10 @@ def test_a_curriculum_resumes_exactly(tmp_path):
 
 @pytest.mark.parametrize("stages, message", [
     ([CurriculumStage(step=0), CurriculumStage(step=0)], "distinct steps"),
-    ([CurriculumStage(step=-1)], "distinct steps"),
     ([CurriculumStage(step=0, min_dim=4, max_dim=2)], "min_dim"),
 ])
 def test_bad_stages_are_refused_in_one_sentence(stages, message):
+    """(A negative step is refused where the stage is built: tests/test_config_validation.py.)"""
     config = curriculum_config()
     config = dataclasses.replace(config, problem=dataclasses.replace(config.problem, curriculum=stages))
     with pytest.raises(UserError, match=message):

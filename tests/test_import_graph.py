@@ -102,14 +102,14 @@ def function_level_imports() -> list[str]:
 
 def test_the_package_has_no_import_cycle():
     edges = graph()
-    assert len(edges) > 40 and f"{PACKAGE}.train" in edges  # the walk found the package
+    assert len(edges) > 40 and f"{PACKAGE}.training" in edges  # the walk found the package
     cycle = find_cycle(edges)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_the_cycle_finder_finds_a_planted_cycle():
     edges = dict(graph())
-    edges[f"{PACKAGE}.errors"] = {f"{PACKAGE}.train"}  # the ground floor reaching up to the trainer
+    edges[f"{PACKAGE}.errors"] = {f"{PACKAGE}.training"}  # the ground floor reaching up to the trainer
     assert find_cycle(edges) is not None
 
 
@@ -120,9 +120,9 @@ def test_the_registry_counts_as_an_import():
 
 
 @pytest.mark.parametrize("floor, above", [
-    ("errors", ("config", "train", "cli")),
+    ("errors", ("config", "training", "cli")),
     ("sequences", ("tokens", "problems", "models", "experiments")),
-    ("files", ("checkpoint", "tracking", "train")),
+    ("files", ("checkpoint", "tracking", "training")),
 ])
 def test_the_ground_floor_imports_nothing_above_it(floor, above):
     targets = graph()[f"{PACKAGE}.{floor}"]

@@ -39,7 +39,7 @@ from linalgformer.experiments.registry import build_experiment, run_config_from_
 from linalgformer.problems.charton import datafile
 from linalgformer.runs import load_run
 from linalgformer.tracking import METRICS, MetricLogger, read_metrics
-from linalgformer.train import Runtime, Trainer, train_run
+from linalgformer.training import Runtime, Trainer, train_run
 from tests.helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ class Payload:
 # (KILL_AT="name:n"), and the step each run starts from printed first.
 KILL_DRIVER = r'''
 import os, signal, sys
-from linalgformer.train import Trainer  # the training loop
+from linalgformer.training import Trainer  # the training loop
 from linalgformer.cli import main
 
 target, nth = os.environ.get("KILL_AT", ":0").split(":")

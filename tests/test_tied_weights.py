@@ -5,7 +5,7 @@ import dataclasses
 import torch
 
 from linalgformer.runs import load_run
-from linalgformer.train import train_run
+from linalgformer.training import train_run
 from tests.helpers import tiny_config
 
 

@@ -15,7 +15,7 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment
 from linalgformer.runs import load_run
 from linalgformer.tracking import read_metrics
-from linalgformer.train import end_process_group, train_run, wrap_ddp
+from linalgformer.training import end_process_group, train_run, wrap_ddp
 from tests.helpers import tiny_config
 
 
@@ -214,7 +214,7 @@ def test_learns_3x3_transpose(tmp_path):
 
 def test_weight_decay_leaves_biases_and_norms_out():
     from linalgformer.config import TrainConfig
-    from linalgformer.train import build_optimizer
+    from linalgformer.training import build_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     optimizer, _ = build_optimizer(model, TrainConfig(optimizer="adamw", weight_decay=0.1))

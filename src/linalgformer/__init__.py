@@ -8,13 +8,8 @@ The Python API (:mod:`linalgformer.api`) is reachable from the package::
 It is loaded on first use: the API pulls in torch (about 3 s), which the command line and the
 numpy-only modules (problems, tokens, matrices) do not need at start-up.
 
-``lf.train`` is the API's function, although a submodule has that name too (the training loop):
-the package keeps the import system from rebinding its API names to submodules, so import the
-loop's names from it (``from linalgformer.train import train_run``).
+``lf.train`` is the API's function; the training loop is the module :mod:`linalgformer.training`.
 """
-
-import sys
-import types
 
 __version__ = "0.1.0"
 
@@ -34,15 +29,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *API])
-
-
-class _Package(types.ModuleType):
-    """The package's module type: an API name is never rebound to a submodule of that name."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in API and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -33,7 +33,7 @@ from linalgformer.problems.charton.contract import Examples, Problem, join_examp
 from linalgformer.problems.charton.datafile import example_lines
 from linalgformer.reproduce.presets import load_preset
 from linalgformer.runs import load_run
-from linalgformer.train import pick_device, train_run
+from linalgformer.training import pick_device, train_run
 
 __all__ = ["Model", "Generated", "load", "train", "preset", "generate", "UserError"]
 

@@ -177,6 +177,20 @@ def tied_names(model: torch.nn.Module) -> dict[str, str]:
     return tied
 
 
+def weights_config(path: Path) -> dict | None:
+    """The run config kept in a weights file's metadata (None for weights saved without one)."""
+    _, meta = load_weights(path)
+    try:
+        config = json.loads(meta["config"])
+    except KeyError:
+        return None
+    except (TypeError, ValueError):
+        raise UserError(f"the config in the metadata of {path} is damaged.") from None
+    if not isinstance(config, dict):
+        raise UserError(f"the config in the metadata of {path} is damaged.")
+    return config
+
+
 def load_model_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
     tensors = dict(tensors)
     for name, source in tied_names(model).items():

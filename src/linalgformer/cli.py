@@ -8,13 +8,16 @@ Every error a user can cause ends in one sentence on stderr and exit status 2 (`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
-from linalgformer.errors import UserError
+from linalgformer.errors import UserError, shorten
 
 # Flags of `train` -> the config key they set.
 TRAIN_FLAGS = {
@@ -38,15 +41,53 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.run(args) or 0
+        with terminate_on_sigterm():
+            return run_command(args)
     except UserError as err:
-        print(f"linalgformer: error: {err}", file=sys.stderr)
+        print(f"linalgformer: error: {shorten(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("linalgformer: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("linalgformer: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         return 0
+
+
+def run_command(args) -> int:
+    """Run the subcommand; with ``--json``, everything it prints goes to stderr and only the one
+    document it hands to :func:`emit_json` reaches stdout."""
+    if not getattr(args, "json", False):
+        return args.run(args) or 0
+    args.json_stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        return args.run(args) or 0
+
+
+def emit_json(args, document) -> None:
+    out = getattr(args, "json_stdout", None) or sys.stdout
+    print(json.dumps(document, indent=2, sort_keys=True, default=str), file=out)
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that a run stops as it does on Ctrl-C (finally blocks run)."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -222,14 +263,17 @@ def positive(name: str, value: int | None, maximum: int | None = None) -> None:
 
 
 def problem_config_from_args(args):
+    from linalgformer.config import from_dict
     from linalgformer.problems.charton import ProblemConfig
 
     positive("dim", args.dim)
+    positive("min-dim", args.min_dim)
+    positive("max-dim", args.max_dim)
     positive("count", getattr(args, "count", None), 10_000_000)
     values = {"name": args.problem, "dim": args.dim, "min_dim": args.min_dim or 0, "max_dim": args.max_dim or 0,
               "encoding": args.encoding, "input_encoding": args.input_encoding or "",
               "output_encoding": args.output_encoding or "", "distribution": args.distribution or ""}
-    return ProblemConfig(**values)
+    return from_dict(ProblemConfig, values, "problem")
 
 
 def cmd_generate(args) -> int:
@@ -251,7 +295,7 @@ def cmd_problems(args) -> int:
 
     info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS)}
     if args.json:
-        print(json.dumps(info, indent=2))
+        emit_json(args, info)
         return 0
     for key, values in info.items():
         print(f"{key}: {', '.join(values)}")
@@ -305,7 +349,7 @@ def check_flag(flag: str, key: str, family: str, fields: set[str]) -> None:
 
 def cmd_train(args) -> int:
     from linalgformer.experiments.registry import run_config_from_dict
-    from linalgformer.train import train_run
+    from linalgformer.training import train_run
 
     config = run_config_from_dict(train_config_dict(args))
     from linalgformer.tables import format_metrics
@@ -335,13 +379,14 @@ def cmd_evaluate(args) -> int:
 
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
+    check_writable(args.save_predictions, "--save-predictions")  # before the evaluation, not after it
     model = load(args.run_dir, args.device)
     dims = parse_dims(args.dim)
     metrics = model.scores(args.count, distribution=args.distribution, dims=dims, data=args.data,
                            seed=args.seed, beam=args.beam, save_predictions=args.save_predictions)
     note_untrained_sizes(model.config.problem, dims)  # after: a size the model cannot take is one error alone
     if args.json:
-        print(json.dumps(evaluation_json(metrics), indent=2, sort_keys=True))
+        emit_json(args, evaluation_json(metrics))
     else:
         print(evaluation_table(metrics))
     return 0
@@ -357,6 +402,18 @@ def cmd_analyze(args) -> int:
     print(analysis.table())
     print(f"wrote {analysis.plot(args.out)}")
     return 0
+
+
+def check_writable(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; name a file.")
+    if not folder.is_dir():
+        raise UserError(f"{flag}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{flag}: {path} is not writable.")
 
 
 def note_untrained_sizes(problem, dims: list[int] | None) -> None:
@@ -398,7 +455,7 @@ def cmd_predict(args) -> int:
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)
     if args.json:
-        print(json.dumps({k: v for k, v in answer.items() if not k.endswith("_text")}, indent=2))
+        emit_json(args, {k: v for k, v in answer.items() if not k.endswith("_text")})
     else:
         print(f"model:     {answer['prediction_text']}")
         print(f"reference: {answer['reference_text']}")
@@ -429,7 +486,7 @@ def cmd_reproduce(args) -> int:
     scale = "quick" if args.quick else args.scale or "paper"
     result = run_preset(args.name, scale=scale, out_dir=args.out)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2, default=str))
+        emit_json(args, {k: v for k, v in result.items() if k != "text"})
     else:
         print(result.get("title", args.name))
         print(result.get("text", ""))
@@ -469,7 +526,7 @@ def cmd_models(args) -> int:
 
     cards = [dict(model_card(path), name=name) for name, path in bundled_models().items()]
     if args.json:
-        print(json.dumps(cards, indent=2))
+        emit_json(args, cards)
         return 0
     rows = [[c["name"], c.get("problem", ""), card_score(c), c.get("test_count"), c.get("description", "")]
             for c in cards]

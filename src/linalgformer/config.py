@@ -10,14 +10,105 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from linalgformer.errors import UserError
+from linalgformer.errors import UserError, brief
+
+
+# ----------------------------------------------------------------------------- field rules
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What one config field allows: ``allowed`` in words (for the message) and a test."""
+
+    allowed: str
+    test: Callable[[Any], bool]
+
+    def holds(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError):
+            return False
+
+
+class FieldError(UserError, ValueError):
+    """A config field holds a value its rule refuses; ``field`` names it (the section is added by
+    :func:`from_dict`). A UserError also where a dataclass is built directly (the CLI's flags)."""
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field} must be {allowed}, got {brief(value)}")
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def at_least(low: int | float, note: str = "") -> Rule:
+    """An integer (int ``low``) or a finite number (float ``low``) >= ``low``."""
+    kind, check = ("an integer", _integer) if isinstance(low, int) else ("a number", _real)
+    return Rule(f"{kind} >= {_shown(low)}{note}", lambda v: check(v) and v >= low)
+
+
+def greater_than(low: float, note: str = "") -> Rule:
+    return Rule(f"a number > {low:g}{note}", lambda v: _real(v) and v > low)
+
+
+def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False, integer: bool = False) -> Rule:
+    words = (f"{'an integer' if integer else 'a number'} in {'(' if low_open else '['}{_shown(low)}, "
+             f"{_shown(high)}{')' if high_open else ']'}")
+    check = _integer if integer else _real
+    return Rule(words, lambda v: check(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+
+
+def _shown(number: int | float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
+def one_of(*choices: str) -> Rule:
+    shown = ", ".join(repr(c) if c == "" else c for c in choices)
+    return Rule(f"one of {shown}", lambda v: v in choices)
+
+
+def matching(pattern: str, allowed: str) -> Rule:
+    return Rule(allowed, lambda v: isinstance(v, str) and re.fullmatch(pattern, v) is not None)
+
+
+def each(rule: Rule, *, count: int | None = None, non_empty: bool = False) -> Rule:
+    size = f"{count} " if count else "a non-empty list of " if non_empty else "a list of "
+    words = f"{size}{'values' if count else 'values'}, each {rule.allowed}"
+    return Rule(words, lambda v: isinstance(v, (list, tuple)) and (count is None or len(v) == count)
+                and (not non_empty or len(v) > 0) and all(rule.holds(x) for x in v))
+
+
+FLAG = Rule("true or false", lambda v: isinstance(v, bool))
+TEXT = Rule("text", lambda v: isinstance(v, str))  # checked where it is used (a path, a list of names)
+SECTIONS = Rule("a list of mappings", lambda v: isinstance(v, list))  # each item is its own dataclass
+
+
+def check_fields(obj: Any, rules: dict[str, Rule]) -> None:
+    """Raise :class:`FieldError` for the first field of dataclass ``obj`` its rule refuses.
+
+    Every field must have a rule (``tests/test_config_validation.py`` holds every section to it)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not rules[f.name].holds(value):
+            raise FieldError(f.name, value, rules[f.name].allowed)
+
+
+# ----------------------------------------------------------------------------- the train section
 
 
 @dataclasses.dataclass
@@ -50,7 +141,28 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     length_buckets: int = 4  # charton, mixed sizes: run each batch as this many chunks of similar length (1: off)
     threads: int = 0  # torch CPU threads (0: torch's default)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    checkpoint_minutes: float = 5.0  # also checkpoint when this much wall-clock time passed since the last one (0: off)
+
+    def __post_init__(self):
+        check_fields(self, TRAIN_RULES)
+
+
+TRAIN_RULES = {
+    "batch_size": at_least(1), "lr": greater_than(0.0), "optimizer": one_of("adam", "adamw"),
+    "weight_decay": at_least(0.0), "betas": each(between(0.0, 1.0, high_open=True), count=2),
+    "warmup_steps": at_least(0), "schedule": one_of("inverse_sqrt", "cosine", "constant"),
+    "min_lr_ratio": between(0.0, 1.0), "decay_steps": at_least(0, " (0: max_steps)"),
+    "clip_grad": at_least(0.0, " (0: no clipping)"), "max_steps": at_least(1),
+    "max_examples": at_least(0, " (0: no limit)"), "max_minutes": at_least(0.0, " (0: no limit)"),
+    "target_metric": Rule("a finite number (0: never stop on it)", _real),
+    "eval_every": at_least(1), "log_every": at_least(1), "checkpoint_every": at_least(1),
+    "data_file": TEXT, "init_from": TEXT, "valid_count": at_least(1),
+    "seed": between(0, 2**63 - 1, integer=True), "precision": one_of("auto", "fp32", "bf16", "fp16"),
+    "workers": at_least(0), "compile": FLAG, "length_buckets": at_least(1), "threads": at_least(0),
+    "device": matching(r"auto|cpu|mps|cuda(:\d+)?", "auto, cpu, mps, cuda or cuda:N"),
+    "checkpoint_minutes": at_least(0.0, " (0: off)"),
+}
 
 
 @dataclasses.dataclass
@@ -86,6 +198,8 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
     values = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**values)
+    except FieldError as err:
+        raise UserError(f"{where}.{err}.") from None
     except (TypeError, ValueError) as err:
         raise UserError(f"{where}: {err}.") from None
 
@@ -146,16 +260,50 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping safely (``yaml.safe_load``); a clear UserError on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise UserError(f"cannot read config file {path}: {err.strerror or err}.") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {err.start}).") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text, f"config file {path}")
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}.") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values.")
     return data
+
+
+MAX_YAML_NODES = 100_000  # a config expanded through its aliases may hold at most this many values
+
+
+def safe_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load`` of ``text``, its size bounded before anything is built: an anchor repeated
+    through aliases (a "billion laughs") would expand without bound, and a recursive one forever.
+    Aliases themselves are allowed (the shipped presets use them)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is not None and _expanded_size(node, {}, set(), what) > MAX_YAML_NODES:
+        raise UserError(f"{what} expands through its YAML aliases (*name) to more than {MAX_YAML_NODES} values.")
+    return yaml.safe_load(text)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], what: str) -> int:
+    """How many values ``node`` holds once every alias is written out (each shared node counted once
+    per use, computed once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise UserError(f"{what} holds a recursive YAML alias (a value that contains itself).")
+    open_nodes.add(key)
+    children = [] if isinstance(node, yaml.ScalarNode) else (
+        [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value)
+    size = 1
+    for child in children:
+        size = min(size + _expanded_size(child, sizes, open_nodes, what), MAX_YAML_NODES + 1)
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
 
 
 def apply_override(data: dict, assignment: str) -> None:
@@ -164,7 +312,7 @@ def apply_override(data: dict, assignment: str) -> None:
     if not sep or not key.strip():
         raise UserError(f"--set expects key=value (e.g. train.lr=3e-4), got {assignment!r}.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     value = _yaml_number(value)

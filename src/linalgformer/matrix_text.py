@@ -47,6 +47,10 @@ def _json_rows(text: str) -> list[list]:
 
 def _plain_rows(text: str) -> list[list[str]]:
     lines = [line for line in text.replace(";", "\n").splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "," in line and any(len(part.split()) > 1 for part in line.split(",")):
+            raise UserError(f"row {i + 1} of the matrix mixes commas and spaces between entries ({_short(line.strip())}): "
+                            "separate entries with one of them, and write decimals with a point (1.5).")
     return [line.replace(",", " ").split() for line in lines]
 
 

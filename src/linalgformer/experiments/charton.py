@@ -42,6 +42,7 @@ def accuracy_key(tau: float) -> str:
 
 class Experiment(BaseExperiment):
     primary_metric = accuracy_key(0.05)
+    reads_data_files = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -58,12 +59,25 @@ class Experiment(BaseExperiment):
     # -- model and data --------------------------------------------------------------------------
 
     def build_model(self) -> Seq2Seq:
+        self.check_positions()
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
                            token_values=self.vocab.token_values())
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
+
+    def check_positions(self) -> None:
+        """The longest source and answer the problem (and each curriculum stage) writes fit the
+        model's ``max_len`` positions: refused at build time, not by an index error in a step."""
+        limit = self.config.model.max_len
+        for problem in [self.problem] + [p for _, p in self.stages]:
+            parts = getattr(problem, "problems", {"": problem}).values()  # cotraining: its tasks
+            high = max(part.sampling.max_dim for part in parts)
+            longest = max(problem.max_input_length(high), problem.max_output_length(high) + 2)
+            if longest > limit:
+                raise UserError(f"a {high}x{high} {problem.name} example needs {longest} positions but "
+                                f"model.max_len is {limit}: raise model.max_len or lower the dimension.")
 
     def matrix_layout(self) -> MatrixLayout | None:
         """What matrix-aware positions need of the problem (None for the other kinds)."""
@@ -217,6 +231,7 @@ class Experiment(BaseExperiment):
     def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
         """The model's answer for one user matrix, beside numpy's, with the verifier's error."""
         problem = self.problem
+        check_question_shape(problem, self.config.problem, np.shape(matrix))
         examples = problem.examples_from_matrix(matrix)
         check_trained_size(self.config.problem, examples.dims[0])
         device = next(model.parameters()).device
@@ -325,6 +340,22 @@ def answer_token_ids(problem) -> list[int]:
     for encoding in outputs:
         ids.update(int(i) for i in vocab.table(encoding))
     return sorted(ids)
+
+
+SPLIT_WORDS = {"last_column": " ([M|v]: the vector as the last column)", "halves": " ([A|B]: the two matrices side by side)"}
+
+
+def check_question_shape(problem, cfg: ProblemConfig, shape: tuple[int, ...]) -> None:
+    """A question must have the shape the model was trained on: e.g. [M|v] (n x n+1) for
+    matrix_vector, n x n for square problems; rectangular models take any shape."""
+    if not isinstance(problem, MatrixProblem) or cfg.rectangular or len(shape) != 2:
+        return
+    rows = problem.operand_dims(shape)[0]
+    expected = problem.input_shape(rows, rows)
+    if tuple(shape) != tuple(expected):
+        note = SPLIT_WORDS.get(problem.input_split, "")
+        raise UserError(f"this {problem.name} model takes a {expected[0]}x{expected[1]} input for "
+                        f"{rows}x{rows} matrices{note}, got {shape[0]}x{shape[1]}.")
 
 
 def check_trained_size(cfg: ProblemConfig, dim: int) -> None:

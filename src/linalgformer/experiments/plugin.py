@@ -1,6 +1,6 @@
 """The plug-in interface of an experiment family: problem + model + loss + metrics.
 
-The trainer (``linalgformer.train``), the evaluator and the CLI only ever talk to an
+The trainer (``linalgformer.training``), the evaluator and the CLI only ever talk to an
 :class:`Experiment`. A family (charton, spectral, newton) is a module of this package, registered
 by name in :mod:`linalgformer.experiments.registry`, that defines
 
@@ -32,8 +32,13 @@ class Experiment(ABC):
 
     primary_metric: str = "accuracy"
 
+    reads_data_files = False  # whether train.data_file (examples written by `generate`) applies
+
     def __init__(self, config: RunConfig):
         self.config = config
+        if config.train.data_file and not self.reads_data_files:
+            raise UserError(f"train.data_file applies to the charton family only, not to {config.family} "
+                            "(its examples are drawn afresh).")
 
     @abstractmethod
     def build_model(self) -> nn.Module:

@@ -47,6 +47,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, one_of
 from linalgformer.models.attention import attention
 from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions
 from linalgformer.models.value_features import ValueFeatures
@@ -74,6 +75,7 @@ class ModelConfig:
     value_features: bool = False  # number tokens also embed (and read out) features of their value
 
     def __post_init__(self):
+        check_fields(self, MODEL_RULES)
         if self.width < 1 or self.heads < 1:
             raise ValueError(f"width ({self.width}) and heads ({self.heads}) must be positive")
         if self.width % self.heads:
@@ -94,6 +96,14 @@ class ModelConfig:
     @property
     def ffn_width(self) -> int:
         return int(round(self.ffn_ratio * self.width))
+
+
+MODEL_RULES = {
+    "enc_layers": at_least(1), "dec_layers": at_least(0, " (0: encoder_only)"), "width": at_least(1),
+    "heads": at_least(1), "ffn_ratio": greater_than(0.0), "norm": one_of(*NORMS), "positions": one_of(*POSITIONS),
+    "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
+    "encoder_only": FLAG, "value_features": FLAG,
+}
 
 
 # ----------------------------------------------------------------------------------------- blocks

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from linalgformer.config import FLAG, at_least, check_fields, one_of
 from linalgformer.models.attention import KINDS, MultiHeadAttention
 
 MODEL_KINDS = ("transformer", "construction")
@@ -43,6 +44,7 @@ class ModelConfig:
     order: int = 2  # construction only
 
     def __post_init__(self):
+        check_fields(self, MODEL_RULES)
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {self.kind!r}")
         if self.attention not in KINDS:
@@ -51,6 +53,13 @@ class ModelConfig:
             raise ValueError("layers, width and heads must be positive and width divisible by heads")
         if self.order < 2 or self.steps < 0:
             raise ValueError("order must be at least 2 and steps at least 0")
+
+
+MODEL_RULES = {
+    "kind": one_of(*MODEL_KINDS), "layers": at_least(1), "width": at_least(1), "heads": at_least(1),
+    "attention": one_of(*KINDS), "layernorm": FLAG, "mlp": FLAG, "normalize": FLAG,
+    "init_scale": at_least(0.0), "steps": at_least(0, " (0: as many as the theory needs)"), "order": at_least(2),
+}
 
 
 class Block(nn.Module):

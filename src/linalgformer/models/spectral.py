@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from linalgformer.config import FLAG, at_least, check_fields, one_of
 from linalgformer.models.attention import KINDS, MultiHeadAttention
 
 TOKENS = ("covariance", "samples")
@@ -59,6 +60,7 @@ class ModelConfig:
     edge_bias: bool = False  # add beta_(layer, head) * E_ij to the scores: E = C (covariance) or X X^T (samples)
 
     def __post_init__(self):
+        check_fields(self, MODEL_RULES)
         checks = [(self.tokens in TOKENS, f"tokens must be one of {', '.join(TOKENS)}"),
                   (self.attention in KINDS, f"attention must be one of {', '.join(KINDS)}"),
                   (self.combine in ("average", "concat"), "combine must be average or concat"),
@@ -68,6 +70,14 @@ class ModelConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+
+MODEL_RULES = {
+    "tokens": one_of(*TOKENS), "identity": FLAG, "normalize_input": FLAG, "width": at_least(1),
+    "layers": at_least(0), "heads": at_least(1), "head_dim": at_least(0, " (0: automatic)"),
+    "attention": one_of(*KINDS), "combine": one_of("average", "concat"), "normalize": FLAG,
+    "layer_norm": FLAG, "mlp": at_least(0, " (0: none)"), "readout": one_of(*READOUTS), "edge_bias": FLAG,
+}
 
 
 @dataclass

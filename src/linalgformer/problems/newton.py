@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linalgformer.config import FLAG, at_least, check_fields, each, greater_than, one_of
 from linalgformer.matrices import random_orthogonal
 
 TASKS = ("linreg", "logreg", "inverse")
@@ -58,6 +59,7 @@ class ProblemConfig:
     curriculum_every: int = 500
 
     def __post_init__(self):
+        check_fields(self, PROBLEM_RULES)
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.dim < 1 or self.points < 1:
@@ -73,6 +75,15 @@ class ProblemConfig:
             raise ValueError("curriculum start_dim/start_points must lie in [1, dim]/[1, points]")
         if self.curriculum_every < 1:
             raise ValueError("curriculum_every must be at least 1")
+
+
+PROBLEM_RULES = {
+    "task": one_of(*TASKS), "dim": at_least(1), "points": at_least(1),
+    "kappas": each(at_least(1.0), non_empty=True), "lambda_max": each(greater_than(0.0), count=2),
+    "noise": at_least(0.0), "mu": greater_than(0.0), "teacher_scale": greater_than(0.0), "symmetric": FLAG,
+    "curriculum": FLAG, "start_dim": at_least(1), "start_points": at_least(1), "dim_step": at_least(0),
+    "points_step": at_least(0), "curriculum_every": at_least(1),
+}
 
 
 @dataclass

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from linalgformer.config import FLAG, TEXT, at_least, between, check_fields, each, one_of
 from linalgformer.linalg import canonical_sign
 from linalgformer.matrices import random_orthogonal
 
@@ -55,6 +56,7 @@ class ProblemConfig:
     random_classes: bool = False  # real-data gmm: each block draws its ``classes`` labels afresh from all labels
 
     def __post_init__(self):
+        check_fields(self, PROBLEM_RULES)
         checks = [(self.task in TASKS, f"task must be one of {', '.join(TASKS)}"),
                   (self.data in SOURCES, f"data must be one of {', '.join(SOURCES)}"),
                   (self.spectrum in SPECTRA, f"spectrum must be one of {', '.join(SPECTRA)}"),
@@ -81,6 +83,16 @@ class ProblemConfig:
         if self.task == "pca":
             return f"pca: top-{self.k} eigenvectors and eigenvalues of X^T X / n, X {self.samples} x {self.dim}; {data}"
         return f"gmm: cluster labels of {self.samples} samples in dimension {self.dim}; {data}"
+
+
+PROBLEM_RULES = {
+    "task": one_of(*TASKS), "data": one_of(*SOURCES), "dim": at_least(1), "samples": at_least(1),
+    "k": at_least(1), "spectrum": one_of(*SPECTRA), "decay": between(0.0, 1.0, low_open=True),
+    "classes": between(2, 5, integer=True), "separation": at_least(0.0), "loss": one_of(*LOSSES),
+    "value_weight": at_least(0.0), "idx_images": TEXT, "idx_labels": TEXT,
+    "test_fraction": between(0.0, 1.0, low_open=True, high_open=True),
+    "digit_classes": each(between(0, 9, integer=True)), "random_classes": FLAG,
+}
 
 
 @dataclass

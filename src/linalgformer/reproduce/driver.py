@@ -20,7 +20,7 @@ from linalgformer.files import atomic_write_text
 from linalgformer.reproduce import charton, newton, spectral
 from linalgformer.reproduce.presets import load_preset, preset_title, run_name
 from linalgformer.reproduce.steps import machine, machine_line
-from linalgformer.train import pick_device
+from linalgformer.training import pick_device
 
 DRIVERS = {"charton": charton.run, "spectral": spectral.run, "newton": newton.run}
 

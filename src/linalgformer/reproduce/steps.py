@@ -14,7 +14,7 @@ from linalgformer.config import RunConfig
 from linalgformer.experiments.plugin import Experiment
 from linalgformer.runs import load_run
 from linalgformer.tracking import read_metrics
-from linalgformer.train import train_run
+from linalgformer.training import train_run
 
 
 def trained(config: RunConfig, run_dir: Path, device: torch.device,

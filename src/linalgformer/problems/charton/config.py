@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linalgformer import matrices
-from linalgformer.tokens import NumberEncoding, Vocabulary
+from linalgformer.config import FLAG, SECTIONS, TEXT, at_least, check_fields, greater_than, matching, one_of
+from linalgformer.tokens import ENCODINGS, NumberEncoding, Vocabulary
 
 LAWS = matrices.LAWS
 # The reference's default co-training set (its task letters T A D M E F I).
@@ -23,6 +24,9 @@ class CurriculumStage:
     max_dim: int = 0
     bound: float = 0.0  # coefficient range +-bound
     distribution: str = ""  # eigenvalue law(s) of symmetric problems
+
+    def __post_init__(self):
+        check_fields(self, STAGE_RULES)
 
     def overrides(self) -> dict:
         """The ProblemConfig fields this stage changes."""
@@ -54,6 +58,27 @@ class ProblemConfig:
     # training stages by step, e.g. sizes 2..3 first, then 2..5: [{step: 0, min_dim: 2, max_dim: 3},
     # {step: 3000, min_dim: 2, max_dim: 5}]; before the first stage's step, the problem's settings
     curriculum: list[CurriculumStage] = field(default_factory=list)
+
+    def __post_init__(self):
+        check_fields(self, PROBLEM_RULES)
+
+
+# Names (problems, encodings, laws, tasks) are checked again, with the known ones listed, by
+# ``registry.make_problem``; composite text (``distribution``, ``tasks``) is parsed there.
+STAGE_RULES = {
+    "step": at_least(0), "min_dim": at_least(0, " (0: the problem's)"), "max_dim": at_least(0, " (0: the problem's)"),
+    "bound": at_least(0.0, " (0: the problem's)"), "distribution": TEXT,
+}
+PROBLEM_RULES = {
+    "name": matching(r"[a-z][a-z0-9_]*", "a problem name such as transpose (`linalgformer problems` lists them)"),
+    "dim": at_least(1), "min_dim": at_least(0, " (0: dim)"),
+    "max_dim": at_least(0, " (0: dim)"), "encoding": one_of(*ENCODINGS),
+    "input_encoding": one_of("", *ENCODINGS), "output_encoding": one_of("", *ENCODINGS),
+    "precision": at_least(1), "max_exponent": at_least(0, " (0: the encoding's default)"),
+    "distribution": TEXT, "coefficients": one_of(*matrices.COEFFICIENT_LAWS), "bound": greater_than(0.0),
+    "noise": at_least(0.0), "rectangular": FLAG, "tasks": TEXT, "max_vocab_dim": at_least(1),
+    "curriculum": SECTIONS,
+}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -44,11 +45,12 @@ from linalgformer.tracking import MetricLogger, progress_bar
 
 # Train-section fields that may change when a run is resumed (they do not alter the trajectory).
 EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval_every", "log_every",
-              "checkpoint_every", "workers", "compile", "threads", "device"}
+              "checkpoint_every", "checkpoint_minutes", "workers", "compile", "threads", "device"}
 # Train-section fields added after runs existed, with the behaviour such a run was trained with: a
 # run whose config.json lacks one resumes with that value, so that it goes on as it started.
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
 VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
+clock = time.monotonic  # the checkpoint interval's clock (tests replace it)
 
 
 @dataclass
@@ -148,12 +150,27 @@ class BatchStream(IterableDataset):
 
 
 def batch_stream(experiment: Experiment, train: TrainConfig, rt: Runtime, start_step: int):
-    if train.batch_size % rt.world:
-        raise UserError(f"batch size {train.batch_size} is not divisible by {rt.world} processes.")
+    check_batch_split(train, rt)
     stream = BatchStream(experiment, train.seed, rt.rank, start_step, train.batch_size // rt.world)
     loader = DataLoader(stream, batch_size=None, num_workers=train.workers,
                         pin_memory=rt.device.type == "cuda", prefetch_factor=4 if train.workers else None)
-    return iter(loader)
+    with torch_rng_kept():
+        return iter(loader)
+
+
+@contextlib.contextmanager
+def torch_rng_kept() -> Iterator[None]:
+    """Leave torch's global RNG as it was: the data loader draws a base seed from it when an iterator
+    is made, and evaluation may draw from it; the training steps (dropout) alone must consume it, so
+    that a resumed run draws the same dropout masks as an uninterrupted one."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -218,9 +235,10 @@ def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
     """Fix run-start choices (decay horizon); on a resume, refuse changes that alter the run."""
     if config.train.decay_steps <= 0:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, decay_steps=config.train.max_steps))
-    if not (run_dir / ckpt.CONFIG).exists():
-        return config
+    if not (run_dir / ckpt.CONFIG).exists() or not ckpt.has_checkpoint(run_dir):
+        return config  # nothing trained yet: the config.json of a run that never checkpointed binds nothing
     old = ckpt.read_config(run_dir)
+    check_weights_config(run_dir, old)
     new = config.to_dict()
     for section in ("family", "problem", "model"):
         if old.get(section) != new[section]:
@@ -236,6 +254,28 @@ def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
             raise UserError(f"{run_dir} was trained with train.{key}={old['train'][key]!r}; changing it "
                             "would not resume the same run (use a new --out directory).")
     return run_config_from_dict(new)
+
+
+def check_weights_config(run_dir: Path, stored: dict) -> None:
+    """Refuse a run whose config.json disagrees with the config saved in its weights' metadata
+    (fields that only extend a run may differ: a resume rewrites config.json with its first checkpoint)."""
+    ckpt.verify_checkpoint(run_dir)
+    weights = ckpt.weights_config(run_dir / ckpt.WEIGHTS)
+    if weights is None:
+        return  # weights saved before the config was kept in their metadata
+    for section in ("family", "problem", "model"):
+        if weights.get(section) != stored.get(section):
+            raise _config_mismatch(run_dir, section, weights.get(section), stored.get(section))
+    old, now = weights.get("train") or {}, stored.get("train") or {}
+    for key in sorted(set(old) | set(now)):
+        if key not in EXTENDABLE and key in old and key in now and old[key] != now[key]:
+            raise _config_mismatch(run_dir, f"train.{key}", old[key], now[key])
+
+
+def _config_mismatch(run_dir: Path, what: str, weights: Any, stored: Any) -> UserError:
+    return UserError(f"{run_dir / ckpt.CONFIG} disagrees with the config its weights were trained with "
+                     f"({what}: {_first_difference(weights, stored)}): it was edited or damaged; restore it "
+                     "or train in a new --out.")
 
 
 def _first_difference(old: Any, new: Any) -> str:
@@ -263,6 +303,7 @@ def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any
     tensors, _ = ckpt.load_weights(run_dir / ckpt.WEIGHTS)
     ckpt.load_model_state(model, tensors, run_dir / ckpt.WEIGHTS)
     state = ckpt.load_train_state(run_dir)
+    check_train_state(state, optimizer, run_dir / ckpt.STATE)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and "scaler" in state:
@@ -271,6 +312,48 @@ def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any
     if torch.cuda.is_available() and "cuda_rng" in state:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state
+
+
+PROGRESS_TYPES = {"step": int, "examples": int, "elapsed": (int, float), "skipped": int, "window_losses": list}
+
+
+def check_train_state(state: dict[str, Any], optimizer, where: Path) -> None:
+    """The saved training state's structure and every optimizer tensor's shape, checked against
+    this model's optimizer before any of it is loaded (a wrong shape can crash fused Adam)."""
+    def refuse(what: str) -> UserError:
+        return UserError(f"{where} does not fit this run ({what}): the training state is damaged; "
+                         "resume from a copy of the run or train in a new --out.")
+    for key, kind in PROGRESS_TYPES.items():
+        if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
+            raise refuse(f"{key} is a {type(state[key]).__name__}")
+    for key in ("optimizer", "scheduler"):
+        if not isinstance(state.get(key), dict):
+            raise refuse(f"no {key} state")
+    rng = state.get("torch_rng")
+    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == torch.get_rng_state().shape):
+        raise refuse("no valid torch RNG state")
+    saved = state["optimizer"]
+    groups, per_param = saved.get("param_groups"), saved.get("state")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not (isinstance(groups, list) and isinstance(per_param, dict) and len(groups) == len(optimizer.param_groups)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+            and [len(g["params"]) for g in groups] == [len(g["params"]) for g in optimizer.param_groups]):
+        raise refuse("optimizer parameter groups differ")
+    ids = [i for g in groups for i in g["params"]]
+    for index, param in zip(ids, params):
+        entry = per_param.get(index, {})
+        if not isinstance(entry, dict):
+            raise refuse(f"optimizer state of parameter {index} is a {type(entry).__name__}")
+        for name, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                raise refuse(f"optimizer {name} of parameter {index} is a {type(value).__name__}")
+            if name != "step" and value.shape != param.shape:
+                raise refuse(f"optimizer {name} of parameter {index} has shape {tuple(value.shape)}, "
+                             f"not {tuple(param.shape)}")
+            if name == "step" and value.numel() != 1:
+                raise refuse(f"optimizer step of parameter {index} has {value.numel()} values")
+    if set(per_param) - set(ids):
+        raise refuse("optimizer state for parameters the model does not have")
 
 
 def init_weights(model: torch.nn.Module, source: Path) -> None:
@@ -302,6 +385,8 @@ class Trainer:
     run_dir: Path
     logger: MetricLogger
     progress_enabled: bool = True
+    config_written: bool = False
+    last_save: float = 0.0  # clock() at the last checkpoint
 
     def __post_init__(self):
         train = self.config.train
@@ -358,7 +443,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         train = self.config.train
         self.model.eval()
-        with self.autocast():
+        with self.autocast(), torch_rng_kept():
             metrics = self.experiment.evaluate(self.model, train.valid_count, train.seed + VALID_SEED_OFFSET, self.rt.device)
         return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
 
@@ -373,6 +458,10 @@ class Trainer:
         return agree(bool(stop), self.rt)
 
     def save(self, start_time: float) -> None:
+        if self.rt.main and not self.config_written:  # a resume keeps the old config.json until now
+            atomic_write_text(self.run_dir / ckpt.CONFIG, dump_json(self.config.to_dict()))
+            self.config_written = True
+        self.last_save = clock()
         if self.rt.main:
             progress = dict(self.state, elapsed=self.state["elapsed"] + time.time() - start_time,
                             window_losses=list(self.window.losses))
@@ -382,6 +471,7 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         train = self.config.train
         start = time.time()
+        self.last_save = clock()
         data = batch_stream(self.experiment, train, self.rt, self.state["step"])
         bar = progress_bar(train.max_steps, self.state["step"], enabled=self.progress_enabled and self.rt.main)
         window = self.window
@@ -414,9 +504,15 @@ class Trainer:
             if self.rt.main:
                 bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()
                                                         if isinstance(v, float))[:300])
-        if step % train.checkpoint_every == 0:
+        if step % train.checkpoint_every == 0 or self.checkpoint_due():
             self.save(start)
         return metrics
+
+    def checkpoint_due(self) -> bool:
+        """Whether ``train.checkpoint_minutes`` of wall-clock time passed since the last checkpoint
+        (or the start): a kill loses at most that much work, whatever ``checkpoint_every`` is."""
+        minutes = self.config.train.checkpoint_minutes
+        return agree(bool(minutes) and clock() - self.last_save >= minutes * 60, self.rt)
 
     def record(self, kind: str, start: float, values: dict[str, Any]) -> dict[str, Any]:
         return dict(values, kind=kind, step=self.state["step"], examples=self.state["examples"],
@@ -489,36 +585,90 @@ def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dic
     """Train (or resume) the run in ``run_dir``; returns the final validation metrics.
 
     The config is resolved once against the run directory, and the experiment and model are built
-    once, before anything is written: a bad config leaves no run directory behind."""
+    once (weights of ``train.init_from`` loaded), before anything is written: a bad config leaves
+    the directory as it was. A resumed run rewrites ``config.json`` only with its first checkpoint,
+    so a crash before it leaves the previous one; a new run that fails before its first checkpoint
+    removes what it wrote, so that the corrected command starts afresh."""
     run_dir = Path(run_dir)
     rt = setup_runtime(config.train)
     if rt.main:
         _check_run_dir(run_dir)
     config = resolve_config(run_dir, config)
+    check_batch_split(config.train, rt)
     experiment = build_experiment(config)
     model = seeded_model(experiment, config, rt)
+    fresh = not ckpt.has_checkpoint(run_dir)
+    if fresh and config.train.init_from:
+        init_weights(model, Path(config.train.init_from))  # a source that does not fit is refused now
+    created = not run_dir.exists()
     if rt.main:
         _make_run_dir(run_dir)
-    with ckpt.run_lock(run_dir) if rt.main else nullcontext():
-        if rt.main and ckpt.has_checkpoint(run_dir):
-            ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
-        if rt.main:
-            atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
-        trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
-        try:
-            final = trainer.run()
-        finally:
-            trainer.logger.close()
+    try:
+        with ckpt.run_lock(run_dir) if rt.main else nullcontext():
+            try:
+                final = _train_locked(config, run_dir, rt, experiment, model, progress, fresh)
+            except BaseException:
+                if rt.main and fresh and not ckpt.has_checkpoint(run_dir):
+                    _remove_new_run(run_dir)
+                raise
+    except BaseException:
+        if rt.main and created:
+            _remove_empty_dir(run_dir)
+        raise
     if rt.owns_group:
         end_process_group()
     return final
 
 
+def _train_locked(config: RunConfig, run_dir: Path, rt: Runtime, experiment: Experiment,
+                  model: torch.nn.Module, progress: bool, fresh: bool) -> dict[str, Any]:
+    if rt.main and not fresh:
+        ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
+    if rt.main and fresh:
+        atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
+    trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        trainer.logger.close()
+
+
+def check_batch_split(train: TrainConfig, rt: Runtime) -> None:
+    if train.batch_size % rt.world:
+        raise UserError(f"train.batch_size {train.batch_size} is not divisible by the {rt.world} processes.")
+
+
+# What a new run writes in its directory: removed again if it fails before its first checkpoint.
+NEW_RUN_FILES = (ckpt.CONFIG, "metrics.jsonl", ckpt.WEIGHTS + ckpt.STAGED, ckpt.STATE + ckpt.STAGED)
+
+
+def _remove_new_run(run_dir: Path) -> None:
+    """What a new run wrote (called with the run lock held, so no other process trains here)."""
+    for name in NEW_RUN_FILES:
+        with contextlib.suppress(OSError):
+            (run_dir / name).unlink()
+
+
+def _remove_empty_dir(run_dir: Path) -> None:
+    """The directory this call created, if nothing but the lock file is left in it."""
+    with contextlib.suppress(OSError):
+        if {path.name for path in run_dir.iterdir()} <= {ckpt.LOCK}:
+            (run_dir / ckpt.LOCK).unlink(missing_ok=True)
+            run_dir.rmdir()
+
+
 def _check_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a directory; choose another --out.")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / ckpt.CONFIG).exists():
+    if not run_dir.is_dir():
+        return
+    names = {path.name for path in run_dir.iterdir()} - {ckpt.LOCK}
+    if names and ckpt.CONFIG not in names:
         raise UserError(f"{run_dir} exists and is not a linalgformer run directory; choose another --out.")
+    if ckpt.MANIFEST not in names and names & {ckpt.WEIGHTS, ckpt.STATE}:
+        raise UserError(f"{run_dir} holds trained weights but no checkpoint manifest ({ckpt.MANIFEST}), so it "
+                        f"cannot be resumed safely and is left untouched: train in a new --out, or move "
+                        f"{ckpt.WEIGHTS} and {ckpt.STATE} out of it to start this run over.")
 
 
 def _make_run_dir(run_dir: Path) -> None:
