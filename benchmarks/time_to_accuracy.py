@@ -67,15 +67,33 @@ def shown(command: list[str]) -> str:
     return shlex.join(["linalgformer", *command[3:]]).replace(" --quiet", "")
 
 
+def budgets(args) -> dict[str, float]:
+    """Minutes per problem: --minutes, except where --minutes-for says otherwise."""
+    out = dict.fromkeys(PRESETS, args.minutes)
+    for item in filter(None, args.minutes_for.split(",")):
+        problem, minutes = item.split("=")
+        out[problem.strip()] = float(minutes)
+    return out
+
+
 def run_one(problem: str, recipe: str, args) -> dict:
-    preset = PRESETS[problem]
+    preset, minutes = PRESETS[problem], budgets(args)[problem]
     run_dir = Path(args.runs) / f"{preset}-{recipe}"
-    command = train_command(preset, run_dir, recipe_overrides(preset, recipe, args.minutes))
+    command = train_command(preset, run_dir, recipe_overrides(preset, recipe, minutes))
     if not args.table_only:
-        print(f"training {run_dir} ({args.minutes:g} min)", file=sys.stderr, flush=True)
+        print(f"training {run_dir} ({minutes:g} min)", file=sys.stderr, flush=True)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return dict(problem=problem, recipe=recipe, run=str(run_dir), command=shown(command),
-                **curve_facts(read_metrics(run_dir), args.minutes))
+    return dict(problem=problem, recipe=recipe, run=str(run_dir), command=shown(command), budget=minutes,
+                model=model_line(run_dir), **curve_facts(read_metrics(run_dir), minutes))
+
+
+def model_line(run_dir: Path) -> str:
+    """e.g. "1+1 x 128, matrix pos., values, P1000 -> P1000", from the run's config.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    m, p = config["model"], config["problem"]
+    extras = ", values" if m.get("value_features") else ""
+    coders = f"{p.get('input_encoding') or p['encoding']} -> {p.get('output_encoding') or p['encoding']}"
+    return f"{m['enc_layers']}+{m['dec_layers']} x {m['width']}, {m['positions']} pos.{extras}, {coders}"
 
 
 def curve_facts(records: list[dict], budget: float) -> dict:
@@ -95,10 +113,12 @@ def minutes(value) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| problem | recipe | acc 5% | acc 1% | examples | minutes | to 50% | to 90% | command |\n"
-            "|---|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['problem']} | {r['recipe']} | {r['acc5']:.1%} | {r['acc1']:.1%} | {r['examples']:,} | "
-             f"{r['minutes']:.1f} | {minutes(r['to_50'])} | {minutes(r['to_90'])} | `{r['command']}` |" for r in rows]
+    head = ("| problem | recipe | model | budget (min) | acc 5% | acc 1% | examples | minutes | to 50% | to 90% |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"| {r['problem']} | {r['recipe']} | {r['model']} | {r['budget']:g} | {r['acc5']:.1%} | {r['acc1']:.1%} | "
+             f"{r['examples']:,} | {r['minutes']:.1f} | {minutes(r['to_50'])} | {minutes(r['to_90'])} |" for r in rows]
+    lines += ["", "Commands (each row's run, resumed or extended by the same command):", ""]
+    lines += [f"- {r['problem']}, {r['recipe']}: `{r['command']}`" for r in rows]
     return "\n".join([head, *lines])
 
 
@@ -128,6 +148,7 @@ def main() -> None:
     parser.add_argument("--problems", default=",".join(PRESETS), help="comma-separated problem names")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per run (one thread)")
+    parser.add_argument("--minutes-for", default="", help="other budgets by problem, e.g. transpose=20,matrix_sum=20")
     parser.add_argument("--runs", default="runs/tta", help="where the runs live (resumed if there)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, one thread each")
     parser.add_argument("--table-only", action="store_true", help="read the runs already there, train nothing")

@@ -1,0 +1,74 @@
+"""The arithmetic alone: the sum of two 1x1 "matrices", by how numbers and places are represented.
+
+At 1x1 there is nothing to route (two numbers in, one out), so how fast a model learns the sum
+measures how well it sees the *numbers*; at 5x5 the same arithmetic is needed 25 times per example.
+Each variant trains the `small-sum-3x3` preset's model (1+1 layers x 128, P1000 unless said) at
+size 1 for the same number of minutes on one CPU thread, evaluated every 100 steps on the fixed,
+seeded 500-example validation set. The table gives accuracy at 5% after equal numbers of examples
+(the fair comparison when the machine is shared) and the examples to first reach 30% and 50%.
+
+    python benchmarks/arithmetic_probe.py --minutes 3 --runs runs/probe
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from linalgformer.tracking import read_metrics
+
+VARIANTS = {  # name -> --set overrides on top of the common ones
+    "P1000, sinusoidal positions": {},
+    "P1000, matrix positions": {"model.positions": "matrix"},
+    "P1000, matrix positions + value features": {"model.positions": "matrix", "model.value_features": True},
+    "P1000, matrix + values + shared embeddings": {"model.positions": "matrix", "model.value_features": True,
+                                                    "model.share_embeddings": True},
+    "P10, matrix positions": {"model.positions": "matrix", "problem.encoding": "P10"},
+    "P10, matrix positions + value features": {"model.positions": "matrix", "model.value_features": True,
+                                               "problem.encoding": "P10"},
+}
+CHECKPOINTS = (32_000, 64_000, 96_000)
+
+
+def command(name: str, overrides: dict, args) -> list[str]:
+    common = {"problem.dim": 1, "train.threads": 1, "train.max_minutes": args.minutes, "train.eval_every": 100,
+              "train.log_every": 50, "train.checkpoint_every": 1000, "train.target_metric": 0.995,
+              "train.max_steps": 100000}
+    sets = [a for k, v in {**common, **overrides}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    return [sys.executable, "-m", "linalgformer", "train", "--config", "configs/small-sum-3x3.yaml",
+            "--out", str(run_dir(name, args)), "--quiet", *sets]
+
+
+def run_dir(name: str, args) -> Path:
+    return Path(args.runs) / name.replace(", ", "-").replace(" + ", "+").replace(" ", "_")
+
+
+def row(name: str, args) -> str:
+    evals = [r for r in read_metrics(run_dir(name, args)) if r.get("kind") == "eval"]
+    at = [next((f"{r['acc@0.05']:.1%}" for r in evals if r["examples"] >= n), "-") for n in CHECKPOINTS]
+    first = [next((f"{r['examples']:,}" for r in evals if r["acc@0.05"] >= level), "-") for level in (0.3, 0.5)]
+    return f"| {name} | " + " | ".join(at + first) + f" | {evals[-1]['examples']:,} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--runs", default="runs/probe")
+    parser.add_argument("--table-only", action="store_true", help="read the runs already there, train nothing")
+    args = parser.parse_args()
+    for name, overrides in VARIANTS.items():
+        if not args.table_only:
+            print(f"training {name}", file=sys.stderr, flush=True)
+            subprocess.run(command(name, overrides, args), check=True, stdout=subprocess.DEVNULL)
+    print("| variant | " + " | ".join(f"acc 5% at {n // 1000}k" for n in CHECKPOINTS)
+          + " | examples to 30% | to 50% | examples in all |")
+    print("|---" * (len(CHECKPOINTS) + 4) + "|")
+    for name in VARIANTS:
+        print(row(name, args))
+
+
+if __name__ == "__main__":
+    main()
