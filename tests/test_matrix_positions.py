@@ -116,16 +116,17 @@ def random_weights(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("problem", ["matrix_sum", "transpose", "eigenvalues"])
-def test_cached_step_logits_equal_the_full_decoder(problem):
-    exp = experiment(problem)
+@pytest.mark.parametrize("problem, bias", [("matrix_sum", False), ("transpose", False), ("eigenvalues", False),
+                                           ("matrix_sum", True), ("matrix_vector", True)])
+def test_cached_step_logits_equal_the_full_decoder(problem, bias):
+    exp = experiment(problem, position_bias=bias)
     model = random_weights(exp.build_model(), 0)
     batch = exp.sample_batch(np.random.default_rng(1), 4)
     tgt_in = batch["tgt_ids"][:, :-1]
     with torch.no_grad():
         memory, mask = model.encode(batch["src_ids"], batch["src_len"])
-        full = model.to_vocab(model.decode(tgt_in, memory, mask))
-        cache = model.start_cache(memory, mask)
+        full = model.to_vocab(model.decode(tgt_in, memory, mask, batch["src_ids"]))
+        cache = model.start_cache(memory, mask, batch["src_ids"])
         steps = torch.stack([model.decode_step(tgt_in[:, t], cache, prefix=tgt_in[:, : t + 1])
                              for t in range(tgt_in.shape[1])], dim=1)
     torch.testing.assert_close(steps, full, atol=1e-4, rtol=1e-4)
@@ -168,4 +169,45 @@ def test_value_features_decode_the_same_with_and_without_the_cache(positions):
     src, src_len = batch["src_ids"], batch["src_len"]
     cached = greedy(model, src, src_len, max_len=30)
     assert cached == greedy(model, src, src_len, max_len=30, use_cache=False)
+    assert len({tuple(o) for o in cached}) > 1
+
+
+def test_the_structural_bias_scores_keys_that_share_the_query_ids():
+    exp = experiment("matrix_sum", position_bias=True)
+    model = exp.build_model()
+    positions = model.matrix_positions
+    with torch.no_grad():
+        positions.bias_weight.zero_()
+        positions.bias_weight[0, 0, 1] = 1.0  # head 0: +1 for a key of operand A in the query's row
+        positions.bias_weight[1, 1, 2] = 2.0  # head 1: +2 for a key of operand B in the query's column
+    batch = exp.sample_batch(np.random.default_rng(0), 1)
+    src_ids = positions.source(batch["src_ids"])
+    tgt_ids = positions.target(batch["tgt_ids"][:, :-1])
+    keep = torch.ones(1, 1, 1, batch["src_ids"].shape[1], dtype=torch.bool)
+    bias = positions.bias(tgt_ids, src_ids, keep)[0]  # (H, T, S)
+    q, k = 4, 2  # the answer's (1, 1) mantissa query; the input's first entry (A[0, 0], sign)
+    assert tgt_ids.row[0, q] == src_ids.row[0, k] == 1 and src_ids.operand[0, k] == 1
+    assert bias[0, q, k] == 1.0 and bias[1, q, k] == 0.0 and bias[2:].abs().sum() == 0
+    b_key = int(torch.nonzero((src_ids.operand[0] == 2) & (src_ids.col[0] == 1))[0])
+    assert bias[1, q, b_key] == 2.0 and bias[0, q, b_key] == 0.0
+    keep[..., 0] = False
+    assert torch.isinf(positions.bias(tgt_ids, src_ids, keep)[0, :, :, 0]).all()
+
+
+def test_position_bias_needs_matrix_positions():
+    with pytest.raises(UserError, match="position_bias"):
+        experiment("transpose", positions="sinusoidal", position_bias=True)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_greedy_and_beam_with_the_structural_bias_use_the_cache_exactly(seed):
+    exp = experiment("matrix_vector", dim=3, position_bias=True, value_features=True)
+    model = random_weights(exp.build_model(), seed)
+    with torch.no_grad():
+        model.matrix_positions.bias_weight.normal_(0.0, 2.0)
+    batch = exp.sample_batch(np.random.default_rng(seed), 5)
+    src, src_len = batch["src_ids"], batch["src_len"]
+    cached = greedy(model, src, src_len, max_len=30)
+    assert cached == greedy(model, src, src_len, max_len=30, use_cache=False)
+    assert beam_search(model, src, src_len, max_len=30, beam=1) == cached
     assert len({tuple(o) for o in cached}) > 1

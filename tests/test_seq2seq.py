@@ -192,7 +192,7 @@ class ScriptedModel(torch.nn.Module):
     def encode(self, src, src_len):
         return torch.zeros(src.shape[0], 1, 1), torch.ones(src.shape[0], 1, 1, 1, dtype=torch.bool)
 
-    def start_cache(self, memory, mask):
+    def start_cache(self, memory, mask, src=None):
         cache = type("Prefixes", (), {})()
         cache.rows = [() for _ in range(memory.shape[0])]
         cache.reorder = lambda index, memory=True: setattr(cache, "rows", [cache.rows[i] for i in index.tolist()])

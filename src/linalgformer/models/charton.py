@@ -49,7 +49,7 @@ from torch import nn
 
 from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, one_of
 from linalgformer.models.attention import attention
-from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions
+from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions, PositionIds
 from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
@@ -73,6 +73,7 @@ class ModelConfig:
     max_len: int = 1024  # positions table size: longest source, and longest decoder input
     encoder_only: bool = False  # encoder + linear read-out; output i read from encoder position i
     value_features: bool = False  # number tokens also embed (and read out) features of their value
+    position_bias: bool = False  # matrix positions: each head learns a bias for keys sharing row/col/slot
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -90,6 +91,8 @@ class ModelConfig:
             raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.position_bias and self.positions != "matrix":
+            raise ValueError("model.position_bias needs model.positions=matrix (the ids it compares)")
         if self.ffn_ratio <= 0 or self.max_len < 1:
             raise ValueError(f"ffn_ratio ({self.ffn_ratio}) and max_len ({self.max_len}) must be positive")
 
@@ -102,7 +105,7 @@ MODEL_RULES = {
     "enc_layers": at_least(1), "dec_layers": at_least(0, " (0: encoder_only)"), "width": at_least(1),
     "heads": at_least(1), "ffn_ratio": greater_than(0.0), "norm": one_of(*NORMS), "positions": one_of(*POSITIONS),
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
-    "encoder_only": FLAG, "value_features": FLAG,
+    "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
 }
 
 
@@ -142,6 +145,8 @@ class Attention(nn.Module):
         """Queries from ``x`` (B, T, W) against keys/values (B, H, S, W/H) -> (B, T, W)."""
         q, (k, v) = self.split(self.q_proj(x)), kv
         dropout = self.dropout if self.training else 0.0
+        if mask is not None and mask.dtype != torch.bool:  # an additive bias (structural bias + padding)
+            mask = mask.to(torch.float32 if q.device.type == "cpu" and q.requires_grad else q.dtype)
         if self.fp32_cpu_attention and q.requires_grad and q.device.type == "cpu" and q.dtype in LOW_PRECISION:
             with torch.autocast("cpu", enabled=False):
                 out = attention(q.float(), k.float(), v.float(), "softmax", mask=mask, causal=causal,
@@ -203,6 +208,7 @@ class DecoderCache:
     mem_mask: torch.Tensor
     past: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
     length: int = 0
+    source: PositionIds | None = None  # the source's matrix position ids, for the structural bias
 
     def reorder(self, index: torch.Tensor, memory: bool = True) -> None:
         """Keep rows ``index`` (a LongTensor over the batch), e.g. to repeat rows or follow beams.
@@ -213,6 +219,7 @@ class DecoderCache:
         if memory:
             self.cross = [(k[index], v[index]) for k, v in self.cross]
             self.mem_mask = self.mem_mask[index]
+            self.source = None if self.source is None else self.source.rows(index)
 
 
 class DecoderLayer(nn.Module):
@@ -310,7 +317,7 @@ class Seq2Seq(nn.Module):
         if cfg.positions == "matrix":
             if layout is None:
                 raise ValueError("matrix positions need the problem's matrix layout")
-            self.matrix_positions = MatrixPositions(cfg.width, layout)
+            self.matrix_positions = MatrixPositions(cfg.width, layout, cfg.heads if cfg.position_bias else 0)
         if cfg.value_features:
             if token_values is None or len(token_values) != vocab_size:
                 raise ValueError("value features need the value each vocabulary token writes")
@@ -375,19 +382,31 @@ class Seq2Seq(nn.Module):
         s = src.shape[1]
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
-        pos = self.matrix_positions.source_embedding(src) if self.cfg.positions == "matrix" else None
+        ids = self.matrix_positions.source(src) if self.cfg.positions == "matrix" else None
+        pos = None if ids is None else self.matrix_positions.embed(ids)
         x = self.src_embed(src, pos_emb=pos, value_emb=self.value_embedding(src))
+        self_mask = self.matrix_positions.bias(ids, ids, mask) if self.cfg.position_bias else mask
         for layer in self.encoder:
-            x = layer(x, mask)
+            x = layer(x, self_mask)
         return self.enc_norm(x), mask
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
-        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``."""
-        pos = self.matrix_positions.target_embedding(tgt_in) if self.cfg.positions == "matrix" else None
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
+               src: torch.Tensor | None = None) -> torch.Tensor:
+        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``.
+        ``src`` (the source ids) is needed with ``position_bias``."""
+        ids = self.matrix_positions.target(tgt_in) if self.cfg.positions == "matrix" else None
+        pos = None if ids is None else self.matrix_positions.embed(ids)
         x = self.tgt_embed(tgt_in, pos_emb=pos, value_emb=self.value_embedding(tgt_in))
+        if self.cfg.position_bias:
+            mem_mask = self.matrix_positions.bias(ids, self._source_ids(src), mem_mask)
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
         return self.logits(self.dec_norm(x))
+
+    def _source_ids(self, src: torch.Tensor | None) -> PositionIds:
+        if src is None:
+            raise ValueError("a model with model.position_bias needs the source ids to decode")
+        return self.matrix_positions.source(src)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: logits (B, T, K) over ``output_ids`` (K = V unless restricted); position i
@@ -397,7 +416,7 @@ class Seq2Seq(nn.Module):
         memory, mask = self.encode(src, src_len)
         if self.cfg.encoder_only:
             return self.read_out(memory, tgt_in.shape[1])
-        return self.decode(tgt_in, memory, mask)
+        return self.decode(tgt_in, memory, mask, src)
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
         """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""
@@ -408,10 +427,13 @@ class Seq2Seq(nn.Module):
 
     # ------------------------------------------------------------------------- one step at a time
 
-    def start_cache(self, memory: torch.Tensor, mem_mask: torch.Tensor) -> DecoderCache:
-        """An empty cache holding each decoder layer's cross-attention keys/values of ``memory``."""
+    def start_cache(self, memory: torch.Tensor, mem_mask: torch.Tensor,
+                    src: torch.Tensor | None = None) -> DecoderCache:
+        """An empty cache holding each decoder layer's cross-attention keys/values of ``memory``
+        (and, with ``position_bias``, the matrix position ids of ``src``)."""
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
-        return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder))
+        source = self._source_ids(src) if self.cfg.position_bias else None
+        return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder), source=source)
 
     def decode_step(self, tokens: torch.Tensor, cache: DecoderCache,
                     prefix: torch.Tensor | None = None) -> torch.Tensor:
@@ -419,15 +441,18 @@ class Seq2Seq(nn.Module):
 
         ``prefix`` (B, cache.length + 1): every decoder input so far, <bos> first and ``tokens``
         last; matrix positions read their ids off it (other positions ignore it)."""
-        pos = None
+        pos, mem_mask = None, cache.mem_mask
         if self.cfg.positions == "matrix":
             if prefix is None or prefix.shape[1] != cache.length + 1:
                 raise ValueError("decoding with matrix positions needs the whole prefix of decoder inputs")
-            pos = self.matrix_positions.target_embedding(prefix, last=1)
+            ids = self.matrix_positions.target(prefix).rows(slice(None), last=1)
+            pos = self.matrix_positions.embed(ids)
+            if self.cfg.position_bias:
+                mem_mask = self.matrix_positions.bias(ids, cache.source, mem_mask)
         x = self.tgt_embed(tokens[:, None], start=cache.length, pos_emb=pos,
                            value_emb=self.value_embedding(tokens[:, None]))  # (B,) -> (B, 1, W)
         for i, layer in enumerate(self.decoder):
-            x = layer(x, cache.cross[i], cache.mem_mask, cache=cache, layer=i)
+            x = layer(x, cache.cross[i], mem_mask, cache=cache, layer=i)
         cache.length += 1
         return self.to_vocab(self.logits(self.dec_norm(x))[:, 0])
 

@@ -54,12 +54,12 @@ def _encoder_only(model: Seq2Seq, memory: torch.Tensor, max_len: int) -> list[li
     return _cut_at_eos(logits.argmax(-1), model.eos_id)
 
 
-def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor,
+def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor, src: torch.Tensor,
                     use_cache: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function from the decoder inputs so far (B, t) to the next-token logits (B, V)."""
     if not use_cache:
-        return lambda inputs: model.to_vocab(model.decode(inputs, memory, mask)[:, -1])
-    cache = model.start_cache(memory, mask)
+        return lambda inputs: model.to_vocab(model.decode(inputs, memory, mask, src)[:, -1])
+    cache = model.start_cache(memory, mask, src)
     return lambda inputs: model.decode_step(inputs[:, -1], cache, prefix=inputs)
 
 
@@ -78,7 +78,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: in
         memory, mask = model.encode(src, src_len)
         if model.cfg.encoder_only:
             return _encoder_only(model, memory, max_len)
-        next_logits = _next_logits_fn(model, memory, mask, use_cache)
+        next_logits = _next_logits_fn(model, memory, mask, src, use_cache)
         inputs = torch.full((src.shape[0], 1), model.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
         for _ in range(max_len):
@@ -109,7 +109,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_le
         if model.cfg.encoder_only:
             return _encoder_only(model, memory, max_len)
         search = _BeamSearch(model, src.shape[0], beam, max_len, length_penalty, src.device)
-        cache = model.start_cache(memory, mask)
+        cache = model.start_cache(memory, mask, src)
         cache.reorder(torch.arange(src.shape[0], device=src.device).repeat_interleave(beam))  # B -> B*K rows
         for _ in range(max_len):
             logits = model.decode_step(search.last_tokens(), cache, prefix=search.prefix())  # (B*K, V)

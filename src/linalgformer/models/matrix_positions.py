@@ -22,6 +22,13 @@ M^T v <- column i, no row). The decoder input at position t carries the ids of t
 *predicts* (t + 1): they follow from the tokens so far (after an exponent comes the next entry's
 first slot), which is what keeps cached decoding exact.
 
+Structural bias (``model.position_bias``): matching ids through learned embeddings needs the
+attention weights to align four tables, and a key that shares only the row scores half of one that
+shares row and column. With the bias, each head adds, to the score of every key, a learned number
+per kind of match (same row, same column, same slot) and per operand of the key: a head can learn
+"the entry of A in my row and column" directly (encoder self-attention and the decoder's
+cross-attention; the weights start at 0, so the model starts as without it).
+
 Worked example, the sum of two 2x2 matrices in P1000, A = [[1, 2], [3, 4]], B = [[5, 6], [7, 8]]
 (input [A|B], 2 x 4; answer A + B = [[6, 8], [10, 12]])::
 
@@ -97,13 +104,21 @@ class PositionIds:
         """(B, T, 4): operand, row, col, slot."""
         return torch.stack([self.operand, self.row, self.col, self.slot], dim=-1)
 
+    def rows(self, index, last: int = 0) -> PositionIds:
+        """Batch rows ``index`` (a slice or LongTensor); ``last`` > 0 keeps only the last positions."""
+        pick = (lambda t: t[index][:, -last:]) if last else (lambda t: t[index])
+        return PositionIds(pick(self.operand), pick(self.row), pick(self.col), pick(self.slot))
+
 
 class MatrixPositions(nn.Module):
     """The four id tables, shared by the encoder and the decoder so that coupled ids mean the same."""
 
-    def __init__(self, width: int, layout: MatrixLayout):
+    def __init__(self, width: int, layout: MatrixLayout, heads: int = 0):
         super().__init__()
         self.layout = layout
+        # structural bias (``model.position_bias``): per head, per kind of match (row, col, slot) and
+        # per operand of the key, a learned score added where a key shares the query's id; 0 at first
+        self.bias_weight = nn.Parameter(torch.zeros(heads, 3, OPERANDS)) if heads else None
         self.operand = nn.Embedding(OPERANDS, width)
         self.row = nn.Embedding(layout.max_dim + 1, width)
         self.col = nn.Embedding(layout.max_dim + 1, width)
@@ -111,6 +126,16 @@ class MatrixPositions(nn.Module):
         for name in ("starts", "ends", "numbers", "dim_value"):
             table = torch.as_tensor(np.asarray(getattr(layout, name)), dtype=torch.long)
             self.register_buffer(name, table, persistent=False)
+
+    def bias(self, queries: PositionIds, keys: PositionIds, keep: torch.Tensor) -> torch.Tensor:
+        """Additive attention mask (B, H, Tq, Tk): the learned structural bias where keys share the
+        queries' row, column or slot, and -inf where ``keep`` (bool, broadcastable) is False."""
+        same = torch.stack([(q[:, :, None] == k[:, None, :]) & (q[:, :, None] > 0) for q, k in
+                            ((queries.row, keys.row), (queries.col, keys.col), (queries.slot, keys.slot))],
+                           dim=-1).float()  # (B, Tq, Tk, 3)
+        weight = self.bias_weight[:, :, keys.operand].permute(2, 0, 3, 1)  # (H, 3, B, Tk) -> (B, H, Tk, 3)
+        scores = torch.einsum("bqkf,bhkf->bhqk", same, weight)
+        return scores.masked_fill(~keep, float("-inf"))
 
     def embed(self, ids: PositionIds) -> torch.Tensor:
         """(B, T, W) position embeddings of the ids."""
