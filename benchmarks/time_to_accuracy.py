@@ -10,6 +10,7 @@ same wall-clock budget:
 
 Every number of a row is read from the run's metrics.jsonl (its evaluations on the fixed, seeded
 validation set, greedy decoding): the best accuracy at 5% and 1% reached within the budget, the
+lowest median relative error d1 (progress that accuracy does not show yet; inf: mostly invalid), the
 examples seen and minutes trained, and the minutes to first reach 50% and 90% at 5%. A run longer
 than the budget (e.g. a bundled model's hour) is read up to the budget only. Every row names the
 command that reproduces it. ``--jobs 2`` trains two runs at a time (one thread each); runs already
@@ -103,7 +104,8 @@ def curve_facts(records: list[dict], budget: float) -> dict:
     first = lambda level: next((r["elapsed"] / 60 for r in evals if r.get("acc@0.05", 0) >= level), None)  # noqa: E731
     best = lambda key: max((r.get(key, 0.0) for r in evals), default=0.0)  # noqa: E731
     last = kept[-1] if kept else {"examples": 0, "elapsed": 0.0}
-    return {"acc5": best("acc@0.05"), "acc1": best("acc@0.01"), "examples": last["examples"],
+    d1 = min((r.get("median_d1", float("inf")) for r in evals), default=float("inf"))
+    return {"acc5": best("acc@0.05"), "acc1": best("acc@0.01"), "d1": d1, "examples": last["examples"],
             "minutes": last["elapsed"] / 60, "to_50": first(0.5), "to_90": first(0.9),
             "curve": [(r["elapsed"] / 60, r.get("acc@0.05", 0.0)) for r in evals]}
 
@@ -113,9 +115,10 @@ def minutes(value) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| problem | recipe | model | budget (min) | acc 5% | acc 1% | examples | minutes | to 50% | to 90% |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| problem | recipe | model | budget (min) | acc 5% | acc 1% | median d1 | examples | minutes | to 50% "
+            "| to 90% |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [f"| {r['problem']} | {r['recipe']} | {r['model']} | {r['budget']:g} | {r['acc5']:.1%} | {r['acc1']:.1%} | "
+             f"{'inf' if r['d1'] >= 1e300 else format(r['d1'], '.3g')} | "
              f"{r['examples']:,} | {r['minutes']:.1f} | {minutes(r['to_50'])} | {minutes(r['to_90'])} |" for r in rows]
     lines += ["", "Commands (each row's run, resumed or extended by the same command):", ""]
     lines += [f"- {r['problem']}, {r['recipe']}: `{r['command']}`" for r in rows]
