@@ -27,7 +27,9 @@ attention weights to align four tables, and a key that shares only the row score
 shares row and column. With the bias, each head adds, to the score of every key, a learned number
 per kind of match (same row, same column, same slot) and per operand of the key: a head can learn
 "the entry of A in my row and column" directly (encoder self-attention and the decoder's
-cross-attention; the weights start at 0, so the model starts as without it).
+cross-attention). The weights start at 1 (a key sharing row, column and slot scores +3, one
+sharing two of them +2): started at 0, Adam's steps of about the learning rate (5e-4) left them
+below 0.5 after 1,000 steps, too small to matter (docs/RESULTS.md, section 3).
 
 Worked example, the sum of two 2x2 matrices in P1000, A = [[1, 2], [3, 4]], B = [[5, 6], [7, 8]]
 (input [A|B], 2 x 4; answer A + B = [[6, 8], [10, 12]])::
@@ -117,8 +119,8 @@ class MatrixPositions(nn.Module):
         super().__init__()
         self.layout = layout
         # structural bias (``model.position_bias``): per head, per kind of match (row, col, slot) and
-        # per operand of the key, a learned score added where a key shares the query's id; 0 at first
-        self.bias_weight = nn.Parameter(torch.zeros(heads, 3, OPERANDS)) if heads else None
+        # per operand of the key, a learned score added where a key shares the query's id; 1 at first
+        self.bias_weight = nn.Parameter(torch.ones(heads, 3, OPERANDS)) if heads else None
         self.operand = nn.Embedding(OPERANDS, width)
         self.row = nn.Embedding(layout.max_dim + 1, width)
         self.col = nn.Embedding(layout.max_dim + 1, width)
