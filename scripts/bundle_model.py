@@ -49,7 +49,7 @@ def main() -> None:
     config, experiment, model = load_run(target)  # measure what ships
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
     primary = getattr(experiment, "primary_metric", "")
-    final = [r for r in read_metrics(args.run_dir) if r.get("kind") == "final"] if args.run_dir else []
+    final = last_record(args.run_dir) if args.run_dir else []
     problem = getattr(config.problem, "name", None) or getattr(config.problem, "task", config.family)
     new = {"name": args.name, "family": config.family, "problem": problem,
             "description": experiment.problem.describe() if hasattr(experiment, "problem") else "",
@@ -69,6 +69,17 @@ def main() -> None:
         new["trained_with"] = trained_with
     (target / "card.json").write_text(json.dumps(new, indent=2) + "\n")
     print(json.dumps(new, indent=2))
+
+
+def last_record(run_dir: Path) -> list[dict]:
+    """[the record of the checkpoint that ships]: the final one, or (a run stopped by hand) the
+    evaluation at the step of its last checkpoint."""
+    records = read_metrics(run_dir)
+    final = [r for r in records if r.get("kind") == "final"]
+    if final:
+        return final[-1:]
+    step = json.loads((Path(run_dir) / ckpt.MANIFEST).read_text())["step"]
+    return [r for r in records if r.get("kind") == "eval" and r.get("step") == step][-1:]
 
 
 def store_half(target: Path) -> None:
