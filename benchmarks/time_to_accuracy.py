@@ -146,6 +146,26 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def compare(run_dirs: list[str]) -> str:
+    """Validation accuracy at 5% and median d1 of several runs after the same numbers of examples."""
+    curves = {Path(d).name: {r["examples"]: r for r in read_metrics(Path(d)) if r.get("kind") == "eval"}
+              for d in run_dirs}
+    head = "| examples | " + " | ".join(f"{name}: acc 5%, median d1 (minutes)" for name in curves) + " |"
+    lines = [head, "|---|" + "---|" * len(curves)]
+    for examples in sorted({e for curve in curves.values() for e in curve}):
+        cells = [cell(curve.get(examples)) for curve in curves.values()]
+        lines.append(f"| {examples:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cell(record: dict | None) -> str:
+    if record is None:
+        return ""
+    d1 = record.get("median_d1", float("inf"))
+    shown = "inf" if d1 >= 1e300 else f"{d1:.3f}"
+    return f"{record.get('acc@0.05', 0.0):.1%}, {shown} ({record['elapsed'] / 60:.1f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default=",".join(PRESETS), help="comma-separated problem names")
@@ -157,7 +177,12 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="read the runs already there, train nothing")
     parser.add_argument("--plot", type=Path, help="write validation accuracy against minutes here (PNG)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--compare", nargs="+", metavar="RUN",
+                        help="only print these runs' validation curves side by side, by examples seen")
     args = parser.parse_args()
+    if args.compare:
+        print(compare(args.compare))
+        return
     cases = [(p, r) for p in args.problems.split(",") for r in args.recipes.split(",")]
     unknown = [p for p, _ in cases if p not in PRESETS] + [r for _, r in cases if r not in RECIPES]
     if unknown:
