@@ -56,12 +56,18 @@ def metric_key(evals: list[dict]) -> str | None:
 
 
 def save(fig, out: Path) -> Path:
+    """Save ``fig`` at ``out`` (a folder gets training.png inside it, a name without suffix .png);
+    the path actually written is returned."""
     out = Path(out)
+    out = out / "training.png" if out.is_dir() else out if out.suffix else out.with_suffix(".png")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=120)
     except OSError as err:
         raise UserError(f"cannot write plot {out}: {err.strerror or err}.") from None
+    except ValueError:
+        raise UserError(f"cannot write plot {out}: matplotlib does not know the format {out.suffix!r} "
+                        "(use .png, .pdf or .svg).") from None
     finally:
         pyplot().close(fig)
     return out

@@ -21,9 +21,21 @@ COLUMNS = ["preset", "problem", "size", "encodings", "model", "examples", "train
 
 def load_result(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(Path(path).read_text())
+        result = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read result {path}: {getattr(err, 'strerror', None) or err}.") from None
+    if not isinstance(result, dict):
+        raise UserError(f"{path} is not the result of `linalgformer reproduce` (not a JSON object).")
+    return result
+
+
+def checked_row(path: Path) -> list[Any] | None:
+    """The table row of the result in ``path``; UserError when its fields have the wrong shape."""
+    try:
+        return result_row(load_result(path))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise UserError(f"{path} is not the result of `linalgformer reproduce` (its fields have the wrong "
+                        "shape).") from None
 
 
 def result_row(result: dict[str, Any]) -> list[Any] | None:
@@ -43,13 +55,13 @@ def result_row(result: dict[str, Any]) -> list[Any] | None:
     scale = result.get("scale") or ("quick" if result.get("quick") else "paper")
     name = result.get("name", "?") + ("" if scale == "paper" else " --quick" if scale == "quick" else f" --scale {scale}")
     return [name, problem["name"], size, coders, f"{model['enc_layers']}+{model['dec_layers']} x {model['width']}"
-            + (", sin. pos." if model.get("positions") == "sinusoidal" else ""),
+            + {"sinusoidal": ", sin. pos.", "matrix": ", matrix pos."}.get(model.get("positions"), ""),
             f"{last.get('examples', 0):,}", f"{last.get('elapsed', float('nan')):.0f}",
             f"{100 * metrics['acc@0.05']:.1f}%", f"{100 * metrics['acc@0.01']:.1f}%", device]
 
 
 def results_table(paths: list[Path], markdown: bool = True) -> str:
-    rows = [row for row in (result_row(load_result(p)) for p in paths) if row is not None]
+    rows = [row for row in (checked_row(p) for p in paths) if row is not None]
     if not rows:
         raise UserError("none of these files is the result of a single-run Charton preset.")
     if not markdown:
