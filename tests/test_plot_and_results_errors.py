@@ -36,3 +36,8 @@ def test_results_of_the_wrong_shape_are_one_sentence(tmp_path, capsys, content):
     assert main(["results", str(path)]) == 2
     err = capsys.readouterr().err
     assert "not the result of" in err and "Traceback" not in err
+
+
+def test_weights_and_other_files_of_a_run_share_one_mode(run):
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.iterdir() if not p.name.startswith(".")}
+    assert modes["model.safetensors"] == modes["config.json"] == modes["metrics.jsonl"], modes

@@ -32,8 +32,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, FILE_MODE)
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)  # after: a writer may replace the file (safetensors makes it 0600)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
