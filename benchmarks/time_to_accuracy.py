@@ -92,7 +92,7 @@ def model_line(run_dir: Path) -> str:
     """e.g. "1+1 x 128, matrix pos., values, P1000 -> P1000", from the run's config.json."""
     config = json.loads((run_dir / "config.json").read_text())
     m, p = config["model"], config["problem"]
-    extras = ", values" if m.get("value_features") else ""
+    extras = (", values" if m.get("value_features") else "") + (", bias" if m.get("position_bias") else "")
     coders = f"{p.get('input_encoding') or p['encoding']} -> {p.get('output_encoding') or p['encoding']}"
     return f"{m['enc_layers']}+{m['dec_layers']} x {m['width']}, {m['positions']} pos.{extras}, {coders}"
 
