@@ -6,7 +6,10 @@ same wall-clock budget:
 * ``paper``: the preset as written (encoding, learned positions, learning rate, warmup, schedule)
   at a CPU-sized model: the preset's layer counts, width 128, 4 heads;
 * ``ours``: the preset's ``cpu`` scale (``linalgformer reproduce NAME --scale cpu`` trains it),
-  the best recipe found on this machine (matrix-aware positions, value features, ...).
+  the best recipe found on this machine with the paper's tokens (matrix-aware positions, value
+  features, structural bias, gated FFN, ...);
+* ``values``: the problem's continuous preset (``configs/*-5x5-continuous.yaml``): numbers by value
+  in and out (``models/number_values.py``), the same verifiers and tolerances.
 
 Every number of a row is read from the run's metrics.jsonl (its evaluations on the fixed, seeded
 validation set, greedy decoding): the best accuracy at 5% and 1% reached within the budget, the
@@ -44,14 +47,26 @@ PRESETS = {  # problem -> its 5x5 preset
     "singularvalues": "singularvalues-5x5",
     "singularvectors": "singularvectors-5x5",
 }
+CONTINUOUS_PRESETS = {  # problem -> its preset with numbers by value
+    "transpose": "transpose-5x5-continuous",
+    "matrix_sum": "matrix-sum-5x5-continuous",
+    "matrix_vector": "matrix-vector-5x5-continuous",
+    "matrix_product": "matrix-product-5x5-continuous",
+    "eigenvalues": "eigenvalues-5x5-continuous",
+    "eigenvectors": "eigenvectors-5x5-continuous",
+    "invert_matrix": "invert-5x5-continuous",
+    "singularvalues": "singularvalues-5x5-continuous",
+    "singularvectors": "singularvectors-5x5-continuous",
+}
 CPU_MODEL = {"model.width": 128, "model.heads": 4}
-RECIPES = ("paper", "ours")
+RECIPES = ("paper", "ours", "values")
 
 
 def recipe_overrides(preset: str, recipe: str, minutes: float) -> dict:
-    """The --set overrides of a recipe: the paper's at a CPU-sized model, or the preset's cpu scale."""
+    """The --set overrides of a recipe: the paper's at a CPU-sized model, the preset's cpu scale, or
+    none (the continuous preset as written)."""
     protocol = load_yaml(PRESET_DIR / f"{preset}.yaml").get("reproduce") or {}
-    scale = dict(CPU_MODEL) if recipe == "paper" else scale_overrides(preset, protocol, "cpu")
+    scale = {"paper": dict(CPU_MODEL), "values": {}}.get(recipe) or scale_overrides(preset, protocol, "cpu")
     budget = {"train.max_minutes": minutes, "train.max_steps": 10**7, "train.threads": 1,
               "train.target_metric": 0, "train.eval_every": 250, "train.valid_count": 500}
     return {**scale, **budget}
@@ -78,8 +93,9 @@ def budgets(args) -> dict[str, float]:
 
 
 def run_one(problem: str, recipe: str, args) -> dict:
-    preset, minutes = PRESETS[problem], budgets(args)[problem]
-    run_dir = Path(args.runs) / f"{preset}-{recipe}"
+    minutes = budgets(args)[problem]
+    run_dir = Path(args.runs) / f"{PRESETS[problem]}-{recipe}"
+    preset = CONTINUOUS_PRESETS[problem] if recipe == "values" else PRESETS[problem]
     command = train_command(preset, run_dir, recipe_overrides(preset, recipe, minutes))
     if not args.table_only:
         print(f"training {run_dir} ({minutes:g} min)", file=sys.stderr, flush=True)
@@ -93,6 +109,7 @@ def model_line(run_dir: Path) -> str:
     config = json.loads((run_dir / "config.json").read_text())
     m, p = config["model"], config["problem"]
     extras = (", values" if m.get("value_features") else "") + (", bias" if m.get("position_bias") else "")
+    extras += f", {m['ffn']}" if m.get("ffn", "relu") != "relu" else ""
     coders = f"{p.get('input_encoding') or p['encoding']} -> {p.get('output_encoding') or p['encoding']}"
     return f"{m['enc_layers']}+{m['dec_layers']} x {m['width']}, {m['positions']} pos.{extras}, {coders}"
 

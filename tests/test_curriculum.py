@@ -6,16 +6,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load_file
 
-from linalgformer import checkpoint as ckpt
 from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment
 from linalgformer.problems.charton import CurriculumStage
-from linalgformer.tracking import read_metrics
-from linalgformer.training import train_run
-from tests.helpers import tiny_config
+from tests.helpers import assert_resumes_exactly, tiny_config
 
 STAGES = [CurriculumStage(step=0, min_dim=2, max_dim=2, bound=2.0), CurriculumStage(step=7, min_dim=2, max_dim=3)]
 
@@ -51,14 +46,7 @@ def test_before_the_first_stage_the_problem_itself_is_trained():
 
 
 def test_a_curriculum_resumes_exactly(tmp_path):
-    train_run(curriculum_config(max_steps=14), tmp_path / "whole", progress=False)
-    train_run(curriculum_config(max_steps=5, decay_steps=14), tmp_path / "split", progress=False)
-    train_run(curriculum_config(max_steps=14, decay_steps=14), tmp_path / "split", progress=False)
-    losses = [[(r["step"], r["loss"]) for r in read_metrics(tmp_path / d) if r["kind"] == "train"]
-              for d in ("whole", "split")]
-    assert losses[0] == losses[1] and len(losses[0]) >= 2
-    a, b = (load_file(str(tmp_path / d / ckpt.WEIGHTS)) for d in ("whole", "split"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(curriculum_config, tmp_path, steps=14, cut=5)
 
 
 @pytest.mark.parametrize("stages, message", [

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from linalgformer.errors import UserError
 from linalgformer.matrix_text import parse_matrix
 from linalgformer.tokens import (
-    ENCODINGS,
+    TOKEN_ENCODINGS as ENCODINGS,  # the continuous encoding: test_continuous.py
     Vocabulary,
     decode_matrix,
     encode_matrices,

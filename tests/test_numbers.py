@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from linalgformer.sequences import Sequences, concat_sequences
 from linalgformer.tokens import (
-    ENCODINGS,
+    TOKEN_ENCODINGS as ENCODINGS,  # the continuous encoding: test_continuous.py
     FP15,
     UnknownTokenError,
     Vocabulary,

@@ -252,12 +252,21 @@ def torchrun(config: Path, run_dir: Path, *extra: str) -> None:
     assert len(evals) == len(set(evals)), evals
 
 
+TORCHRUN_CASES = {  # tokens on mixed sizes (each process chunks its own rows); numbers as values
+    "tokens": ({"name": "transpose", "dim": 4, "min_dim": 2, "max_dim": 4, "encoding": "P1000"}, {}),
+    "continuous": ({"name": "matrix_sum", "dim": 3, "min_dim": 2, "max_dim": 3, "encoding": "continuous"},
+                   {"positions": "matrix", "position_bias": True}),
+}
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_resume_equals_uninterrupted(tmp_path):
-    """Two processes under plain torchrun, on mixed sizes (each process chunks its own rows):
-    stopped at step 6 and resumed to 12, the run has the metrics and weights of one run to 12."""
-    problem = {"name": "transpose", "dim": 4, "min_dim": 2, "max_dim": 4, "encoding": "P1000"}
+@pytest.mark.parametrize("case", TORCHRUN_CASES)
+def test_torchrun_two_processes_resume_equals_uninterrupted(case, tmp_path):
+    """Two processes under plain torchrun: stopped at step 6 and resumed to 12, the run has the
+    metrics and weights of one run to 12."""
+    problem, model = TORCHRUN_CASES[case]
     body = dict(config_dict(max_steps=12, eval_every=6, checkpoint_every=6), problem=problem)
+    body["model"] = {**body["model"], **model}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(body))
     torchrun(config, tmp_path / "whole")

@@ -17,6 +17,8 @@ VARIANTS = {
     "sinusoidal": {"positions": "sinusoidal"},
     "shared-embeddings": {"share_embeddings": True},
     "pre-sinusoidal-shared": {"norm": "pre", "positions": "sinusoidal", "share_embeddings": True},
+    "swiglu": {"ffn": "swiglu"},
+    "pre-bilinear": {"norm": "pre", "ffn": "bilinear"},
 }
 
 
@@ -67,6 +69,7 @@ def test_shapes_and_counts():
     ({"positions": "rotary"}, "positions"),
     ({"dec_layers": 0}, "dec_layers"),
     ({"dropout": 1.5}, "dropout"),
+    ({"ffn": "gelu"}, "ffn"),
 ])
 def test_config_validation(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -74,8 +77,9 @@ def test_config_validation(bad, message):
     ModelConfig(dec_layers=0, encoder_only=True)  # an encoder-only model needs no decoder
 
 
-def test_flops_match_a_count_of_every_matmul():
-    model = tiny(enc_layers=2, dec_layers=1)
+@pytest.mark.parametrize("ffn", ["relu", "swiglu", "bilinear"])
+def test_flops_match_a_count_of_every_matmul(ffn):
+    model = tiny(enc_layers=2, dec_layers=1, ffn=ffn)
     counted = []
     hooks = [m.register_forward_hook(lambda m, i, o: counted.append(2 * i[0].shape[:-1].numel() * m.weight.numel()))
              for m in model.modules() if isinstance(m, torch.nn.Linear)]
@@ -189,7 +193,7 @@ class ScriptedModel(torch.nn.Module):
         self.table, self.cfg = table, ModelConfig(max_len=16)
         self.pad_id, self.bos_id, self.eos_id = PAD, BOS, EOS
 
-    def encode(self, src, src_len):
+    def encode(self, src, src_len, values=None):
         return torch.zeros(src.shape[0], 1, 1), torch.ones(src.shape[0], 1, 1, 1, dtype=torch.bool)
 
     def start_cache(self, memory, mask, src=None):

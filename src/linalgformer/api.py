@@ -17,6 +17,7 @@ command calls these same objects.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,28 +88,30 @@ class Model:
 
     def scores(self, count: int = 1000, *, distribution: str | None = None, dims: list[int] | None = None,
                data: str | Path | None = None, seed: int = TEST_SEED, beam: int = 1,
-               save_predictions: str | Path | None = None) -> dict[str, Any]:
+               save_predictions: str | Path | None = None, bound: float | None = None) -> dict[str, Any]:
         """The experiment's raw metrics (``acc@0.05``.., ``by_law``, ``by_dim``), as the command line
         prints them; :meth:`evaluate` gives them in the API's form."""
         check_count(count)
         check_beam(beam)
+        options = {} if bound is None else {"bound": check_bound(bound, self.config.family)}
         return self.experiment.evaluate(
             self.module, count, seed, self.device, distribution=distribution, dims=dims, beam=beam,
             data=None if data is None else Path(data),
-            predictions=None if save_predictions is None else Path(save_predictions))
+            predictions=None if save_predictions is None else Path(save_predictions), **options)
 
     def evaluate(self, count: int = 1000, *, distribution: str | None = None, dims: list[int] | None = None,
                  data: str | Path | None = None, seed: int = TEST_SEED, beam: int = 1,
-                 save_predictions: str | Path | None = None) -> dict[str, Any]:
+                 save_predictions: str | Path | None = None, bound: float | None = None) -> dict[str, Any]:
         """Accuracy on a fixed test set: ``count`` examples per law (``distribution``: "laplace" or
-        "laplace,positive") and size (``dims``), drawn from ``seed``; or the examples of a file
-        (``data``: ``generate`` output or the reference code's export).
+        "laplace,positive") and size (``dims``), drawn from ``seed``, with coefficients on +-``bound``
+        (default: the training range; Charton family); or the examples of a file (``data``:
+        ``generate`` output or the reference code's export).
 
         Returns ``{"accuracy": fraction correct at 5% tolerance, "tolerances": {"0.05": .., "0.02":
         .., "0.01": .., "0.005": ..}, "exact", "invalid", "count", "median_d1", "by_law": {law: the
         same keys}, "by_dim": {size: the same keys}}`` (other families: their own metrics)."""
         return accuracy_view(self.scores(count, distribution=distribution, dims=dims, data=data, seed=seed,
-                                         beam=beam, save_predictions=save_predictions))
+                                         beam=beam, save_predictions=save_predictions, bound=bound))
 
     def analyze(self, count: int = 1000, *, distribution: str | None = None, data: str | Path | None = None,
                 seed: int = TEST_SEED, bins: int = 5) -> Analysis:
@@ -224,3 +227,11 @@ def check_count(count: int, maximum: int = 10_000_000) -> None:
 def check_beam(beam: int) -> None:
     if not isinstance(beam, int) or not 1 <= beam <= 64:
         raise UserError(f"beam must be an integer from 1 to 64, got {beam!r}.")
+
+
+def check_bound(bound: float, family: str) -> float:
+    if family != "charton":
+        raise UserError(f"a test coefficient range (bound) is for the charton family, not {family}.")
+    if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not math.isfinite(bound) or bound <= 0:
+        raise UserError(f"the test coefficient range (bound) must be a positive number, got {bound!r}.")
+    return float(bound)

@@ -185,6 +185,8 @@ def add_evaluate(sub) -> None:
                    help="score on the examples of FILE: `generate` output (text or JSONL) or the reference "
                         "code's export (N|INPUT<TAB>OUTPUT); a line that does not fit the model is refused")
     p.add_argument("--save-predictions", type=Path, default=None, metavar="FILE", help="write predictions as JSONL")
+    p.add_argument("--bound", type=float, default=None, metavar="B",
+                   help="test coefficients on +-B instead of the training range (an out-of-distribution test)")
     p.set_defaults(run=cmd_evaluate)
 
 
@@ -383,7 +385,7 @@ def cmd_evaluate(args) -> int:
     model = load(args.run_dir, args.device)
     dims = parse_dims(args.dim)
     metrics = model.scores(args.count, distribution=args.distribution, dims=dims, data=args.data,
-                           seed=args.seed, beam=args.beam, save_predictions=args.save_predictions)
+                           seed=args.seed, beam=args.beam, save_predictions=args.save_predictions, bound=args.bound)
     note_untrained_sizes(model.config.problem, dims)  # after: a size the model cannot take is one error alone
     if args.json:
         emit_json(args, evaluation_json(metrics))

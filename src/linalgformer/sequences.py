@@ -16,10 +16,14 @@ import numpy as np
 
 @dataclass
 class Sequences:
-    """A batch of token-id sequences: ``ids`` (B, L) int64 padded with ``pad_id``, ``lengths`` (B,)."""
+    """A batch of token-id sequences: ``ids`` (B, L) int64 padded with ``pad_id``, ``lengths`` (B,).
+
+    ``values`` (B, L) float64, only for numbers written by value (the ``continuous`` encoding): the
+    number each ``<num>`` token stands for, 0 elsewhere; None for the token encodings."""
 
     ids: np.ndarray
     lengths: np.ndarray
+    values: np.ndarray | None = None
 
 
 class Specials(Protocol):
@@ -54,10 +58,14 @@ def merge_sequences(parts: list[tuple[np.ndarray, Sequences]], count: int, pad_i
     width = max((seq.ids.shape[1] for _, seq in parts), default=0)
     ids = np.full((count, width), pad_id, dtype=np.int64)
     lengths = np.zeros(count, dtype=np.int64)
+    with_values = any(seq.values is not None for _, seq in parts)
+    values = np.zeros((count, width)) if with_values else None
     for indices, seq in parts:
         ids[indices, : seq.ids.shape[1]] = seq.ids
         lengths[indices] = seq.lengths
-    return Sequences(ids=ids, lengths=lengths)
+        if with_values:
+            values[indices, : seq.ids.shape[1]] = 0.0 if seq.values is None else seq.values
+    return Sequences(ids=ids, lengths=lengths, values=values)
 
 
 def prefix_token(seq: Sequences, token: int) -> Sequences:
@@ -69,7 +77,9 @@ def prefix_token(seq: Sequences, token: int) -> Sequences:
 def take(seq: Sequences, index: np.ndarray) -> Sequences:
     """Rows ``index`` of a padded batch, trimmed to their longest length."""
     lengths = seq.lengths[index]
-    return Sequences(seq.ids[index, : int(lengths.max())], lengths)
+    width = int(lengths.max())
+    values = None if seq.values is None else seq.values[index, :width]
+    return Sequences(seq.ids[index, :width], lengths, values)
 
 
 def with_bos_eos(tgt: Sequences, vocab: Specials) -> np.ndarray:

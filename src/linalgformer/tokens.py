@@ -22,6 +22,11 @@ matrix [[3.14159, -0.0123], [0.0, 1234.5]] is written
 - B1999: ``V2 V2 N314 E-2 N-123 E-4 N0 E0 N123 E1``
 - FP15:  ``V2 V2 N314e7 N-123e5 N0e0 N123e10``
 
+A fifth encoding, ``continuous`` (:class:`Continuous`), writes no digits at all: every number is the
+one token ``<num>`` and its value travels beside the ids (``Sequences.values``), as in xVal
+(Golkar et al., 2023); the model embeds the value itself (``models/number_values.py``). The matrix
+above is ``V2 V2 <num> <num> <num> <num>`` with values ``0 0 3.14159 -0.0123 0.0 1234.5``.
+
 Batches travel as :class:`~linalgformer.sequences.Sequences` of vocabulary ids; the batch
 function here (:func:`encode_matrices`) is vectorised over the whole batch, while decoding (:func:`decode_matrix`) reads one prediction and never raises.
 """
@@ -38,7 +43,10 @@ import numpy as np
 
 from linalgformer.sequences import Sequences, compact
 
-ENCODINGS = ("P10", "P1000", "B1999", "FP15")
+TOKEN_ENCODINGS = ("P10", "P1000", "B1999", "FP15")
+CONTINUOUS = "continuous"
+ENCODINGS = (*TOKEN_ENCODINGS, CONTINUOUS)
+NUM_TOKEN = "<num>"
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 
 _TINY = 1e-290  # below this every encoding (max_exponent <= 250) writes zero
@@ -527,12 +535,67 @@ class FP15(NumberEncoding):
         return float(self._value(meaning[1], meaning[2])), start + 1
 
 
-_ENCODING_CLASSES = {"P10": P10, "P1000": P1000, "B1999": B1999, "FP15": FP15}
+class Continuous(NumberEncoding):
+    """Numbers by value: each is the single token ``<num>``, its float64 value kept beside the ids.
+
+    Nothing is rounded: :meth:`round` is the identity and every finite number up to 1e300 fits
+    (``max_exponent``), so magnitudes from 1e-300 to 1e300 keep their full precision; what the
+    model makes of them is the model's business (``models/number_values.py``). ``precision`` is
+    accepted and ignored (it is the token encodings' setting). Text files write the value itself
+    in place of ``<num>`` (``repr``: the shortest text that reads back exactly)."""
+
+    name = CONTINUOUS
+    max_precision = 17
+
+    def __init__(self, precision: int = 3, max_exponent: int = 300):
+        super().__init__(min(max(precision, 1), self.max_precision), max_exponent)
+        self.limit = 10.0 ** max_exponent
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    def _make_tokens(self):
+        return [NUM_TOKEN]
+
+    def _make_meaning(self):
+        return {NUM_TOKEN: ("number", 0, 0)}
+
+    def _split(self, x):
+        x, finite = _finite_or_zero(x)
+        fits = finite & (np.abs(x) <= self.limit)
+        return np.where(fits, x, 0.0), np.zeros(x.shape, dtype=np.int64), fits
+
+    def _value(self, mantissa, exponent):
+        return np.asarray(mantissa, dtype=np.float64)
+
+    def _codes(self, mantissa, exponent):
+        return np.zeros((len(mantissa), 1), dtype=np.int64), np.ones(len(mantissa), dtype=np.int64)
+
+    def encode_float(self, x):
+        if not math.isfinite(float(x)) or abs(float(x)) > self.limit:
+            raise ValueError(f"{x!r} does not fit the continuous encoding")
+        return [repr(float(x))]
+
+    def parse(self, tokens, start):
+        if start >= len(tokens) or not isinstance(tokens[start], str):
+            return None
+        try:
+            value = float(tokens[start])
+        except ValueError:
+            return None
+        return (value, start + 1) if math.isfinite(value) and abs(value) <= self.limit else None
+
+    def token_value(self, token):
+        return 0.0, 0.0, 0.0  # the value is not in the token
+
+
+_ENCODING_CLASSES = {"P10": P10, "P1000": P1000, "B1999": B1999, "FP15": FP15, CONTINUOUS: Continuous}
 
 
 def make_encoding(name: str, precision: int = 3, max_exponent: int | None = None) -> NumberEncoding:
     """The encoding called ``name`` (one of ENCODINGS); max_exponent None takes its default
-    (100 for P10, P1000, B1999; 19 - precision for FP15). Raises ValueError on a bad name or
+    (100 for P10, P1000, B1999; 19 - precision for FP15; 300 for continuous). Raises ValueError on a bad name or
     parameter."""
     if name not in _ENCODING_CLASSES:
         raise ValueError(f"unknown number encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
@@ -657,11 +720,14 @@ class Vocabulary:
 
 
 def matrix_tokens(encoding: NumberEncoding, m: np.ndarray) -> list[str]:
-    """``V{rows} V{cols}`` then the entries row by row (a 1-D array is an n x 1 matrix)."""
+    """``V{rows} V{cols}`` then the entries row by row (a 1-D array is an n x 1 matrix); the
+    continuous encoding writes each value as text (``repr``, exact)."""
     m = np.asarray(m, dtype=np.float64)
     m = m.reshape(-1, 1) if m.ndim == 1 else m
     if m.ndim != 2:
         raise ValueError(f"expected a matrix or a vector, got shape {m.shape}")
+    if isinstance(encoding, Continuous):
+        return [f"V{m.shape[0]}", f"V{m.shape[1]}", *(t for x in m.reshape(-1) for t in encoding.encode_float(x))]
     codes, _ = encoding.encode(m.reshape(-1))
     numbers = [encoding.tokens[c] for c in codes.reshape(-1) if c >= 0]
     return [f"V{m.shape[0]}", f"V{m.shape[1]}", *numbers]
@@ -720,6 +786,14 @@ def decode_matrix(encoding: NumberEncoding, vocab: Vocabulary, ids: Sequence[int
     return parse_matrix_tokens(encoding, tokens, max_dim=vocab.max_dim)
 
 
+def sequence_text(vocab: Vocabulary, seq: Sequences, i: int) -> str:
+    """Row i of a batch as text: its tokens, each ``<num>`` written as the value it stands for."""
+    tokens = vocab.to_strings(seq.ids[i, : seq.lengths[i]].tolist())
+    if seq.values is not None:
+        tokens = [repr(float(seq.values[i, k])) if t == NUM_TOKEN else t for k, t in enumerate(tokens)]
+    return " ".join(tokens)
+
+
 def encode_matrices(encoding: NumberEncoding, vocab: Vocabulary, mats: np.ndarray) -> Sequences:
     """A batch of equal-shape matrices (B, r, c) -> Sequences of ``V{r} V{c}`` + entries row-major.
 
@@ -739,4 +813,7 @@ def encode_matrices(encoding: NumberEncoding, vocab: Vocabulary, mats: np.ndarra
     if not keep.all():
         body = compact(body, keep, body_lengths, vocab.pad_id)
     ids = np.concatenate([np.broadcast_to(header, (batch, 2)), body], axis=1)
-    return Sequences(ids=ids, lengths=(body_lengths + 2).astype(np.int64))
+    values = None
+    if isinstance(encoding, Continuous):  # one <num> per entry: its value beside it
+        values = np.concatenate([np.zeros((batch, 2)), mats.reshape(batch, count)], axis=1)
+    return Sequences(ids=ids, lengths=(body_lengths + 2).astype(np.int64), values=values)

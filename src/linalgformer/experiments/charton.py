@@ -28,8 +28,10 @@ from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_
 from linalgformer.problems.charton.contract import TOLERANCES, Examples, Problem, Scores, join_examples
 from linalgformer.problems.charton.datafile import read_examples, read_test_examples
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
+from linalgformer.problems.charton.matrix_problem import subset as examples_subset
 from linalgformer.problems.charton.registry import curriculum_problems, make_problem
 from linalgformer.sequences import Sequences, take, with_bos_eos
+from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens, sequence_text
 
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
 
@@ -48,6 +50,12 @@ class Experiment(BaseExperiment):
         super().__init__(config)
         self.problem = make_problem(config.problem)
         self.vocab = self.problem.vocab
+        # the continuous encoding (models/number_values.py) on either side
+        codecs = self.problem.codecs
+        self.values_in, self.values_out = (codecs.input.name == CONTINUOUS, codecs.output.name == CONTINUOUS)
+        if (self.values_in or self.values_out) and config.train.data_file:
+            raise UserError("train.data_file holds token text: a continuous encoding draws fresh examples "
+                            "(drop train.data_file or use a token encoding).")
         self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
         self.stages = curriculum_problems(config.problem)
         if self.stages and self.file_data is not None:
@@ -63,7 +71,9 @@ class Experiment(BaseExperiment):
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
-                           token_values=self.vocab.token_values())
+                           token_values=self.vocab.token_values(),
+                           num_id=self.vocab.stoi[NUM_TOKEN] if self.values_in else None,
+                           regression=self.values_out)
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
 
@@ -98,13 +108,19 @@ class Experiment(BaseExperiment):
     def sample_batch(self, rng: np.random.Generator, size: int) -> Batch:
         if self.file_data is not None:
             return self.tensors(*(take(seq, rng.integers(0, len(seq.lengths), size)) for seq in self.file_data))
-        return self.tensors(*self.train_problem.encode(self.train_problem.sample(rng, size)))
+        examples = self.train_problem.sample(rng, size)
+        return self.tensors(*self.train_problem.encode(examples), examples)
 
-    def tensors(self, src: Sequences, tgt: Sequences) -> Batch:
-        return {"src_ids": torch.from_numpy(src.ids.astype(np.int64)),
-                "src_len": torch.from_numpy(src.lengths.astype(np.int64)),
-                "tgt_ids": torch.from_numpy(with_bos_eos(tgt, self.vocab)),
-                "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
+    def tensors(self, src: Sequences, tgt: Sequences, examples: Examples | None = None) -> Batch:
+        batch = {"src_ids": torch.from_numpy(src.ids.astype(np.int64)),
+                 "src_len": torch.from_numpy(src.lengths.astype(np.int64)),
+                 "tgt_ids": torch.from_numpy(with_bos_eos(tgt, self.vocab)),
+                 "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
+        if src.values is not None:
+            batch["src_values"] = torch.from_numpy(src.values.astype(np.float64))
+        if self.values_out and examples is not None:
+            batch.update(answer_tensors(self.train_problem, examples))
+        return batch
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
         """Mean token cross-entropy over the batch's answer tokens.
@@ -112,18 +128,23 @@ class Experiment(BaseExperiment):
         When lengths vary (mixed sizes), the batch is sorted by length and run as
         ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
         loss and gradient as the padded batch, without computing the padding."""
+        if self.values_out:
+            z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"])
+            return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
         buckets = 1 if self.config.model.encoder_only else self.config.train.length_buckets  # reads out source positions
         chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
+        values = batch.get("src_values")
         if chunks is None:
-            return self._token_loss(model, batch["src_ids"], batch["src_len"], batch["tgt_ids"], "mean")
+            return self._token_loss(model, batch["src_ids"], batch["src_len"], batch["tgt_ids"], "mean", values)
         total = sum(self._token_loss(model, batch["src_ids"][idx, : int(batch["src_len"][idx].max())],
                                      batch["src_len"][idx], batch["tgt_ids"][idx, : int(batch["tgt_len"][idx].max())],
-                                     "sum") for idx in chunks)
+                                     "sum", None if values is None else values[idx, : int(batch["src_len"][idx].max())])
+                    for idx in chunks)
         return total / (batch["tgt_len"] - 1).sum()
 
     def _token_loss(self, model, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
-                    reduction: str) -> torch.Tensor:
-        logits = model(src, src_len, tgt[:, :-1])  # (B, T-1, K): K answer tokens
+                    reduction: str, values: torch.Tensor | None = None) -> torch.Tensor:
+        logits = model(src, src_len, tgt[:, :-1], values)  # (B, T-1, K): K answer tokens
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
                                ignore_index=-100, reduction=reduction)
 
@@ -149,9 +170,11 @@ class Experiment(BaseExperiment):
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def test_problems(self, distribution: str | None = None, dims: list[int] | None = None):
-        """(label, problem) pairs: one per test law and test size (defaults: the training ones)."""
-        cfg = self.config.problem
+    def test_problems(self, distribution: str | None = None, dims: list[int] | None = None,
+                      bound: float | None = None):
+        """(label, problem) pairs: one per test law and test size (defaults: the training ones);
+        ``bound``: test coefficients on +-bound instead of the training range."""
+        cfg = self.config.problem if bound is None else dataclasses.replace(self.config.problem, bound=bound)
         laws = [law.strip() for law in distribution.split(",")] if distribution else [cfg.distribution]
         sizes = dims or [None]
         out = []
@@ -164,31 +187,61 @@ class Experiment(BaseExperiment):
         return out
 
     def test_sets(self, count: int, seed: int, distribution: str | None = None, dims: list[int] | None = None,
-                  data: Path | None = None) -> list[tuple[Problem, Examples]]:
+                  data: Path | None = None, bound: float | None = None) -> list[tuple[Problem, Examples]]:
         """(problem, examples) to score: ``count`` drawn from ``seed`` per test law and size, or the
         examples of the file ``data`` (refused line by line where they do not fit the model)."""
         if data is None:
             return [(problem, problem.sample(np.random.default_rng([seed, dim or 0]), count))
-                    for (_, dim), problem in self.test_problems(distribution, dims)]
+                    for (_, dim), problem in self.test_problems(distribution, dims, bound)]
         if not isinstance(self.problem, MatrixProblem):
             raise UserError("evaluating on a data file needs a model of one problem, not cotraining.")
-        if distribution or dims:
-            raise UserError("a data file is its own test set: it takes no --distribution or --dim.")
+        if distribution or dims or bound is not None:
+            raise UserError("a data file is its own test set: it takes no --distribution, --dim or --bound.")
         return [(self.problem, read_test_examples(data, self.problem, dim_range(self.config.problem)))]
 
     def evaluate(self, model, count: int, seed: int, device: torch.device, *,
                  distribution: str | None = None, dims: list[int] | None = None, beam: int = 1,
-                 predictions: Path | None = None, data: Path | None = None, **_: Any) -> dict[str, Any]:
+                 predictions: Path | None = None, data: Path | None = None, bound: float | None = None,
+                 **_: Any) -> dict[str, Any]:
         per_case, rows = [], []
-        for problem, examples in self.test_sets(count, seed, distribution, dims, data):
-            preds = self.predict(model, problem, examples, device, beam)
-            scores = problem.score(examples, preds)
+        for problem, examples in self.test_sets(count, seed, distribution, dims, data, bound):
+            decoded, preds = self.answers(model, problem, examples, device, beam)
+            scores = problem.score(examples, preds) if preds is not None else problem.score_matrices(examples, decoded)
             per_case.append(scores)
             if predictions is not None:
-                rows.extend(prediction_rows(problem, examples, preds, scores))
+                rows.extend(prediction_rows(problem, examples, decoded, preds, scores))
         if predictions is not None:
             write_predictions(predictions, rows)
         return summarize(per_case)
+
+    def answers(self, model, problem, examples: Examples, device: torch.device,
+                beam: int = 1) -> tuple[list[np.ndarray | None], list[list[int]] | None]:
+        """(the answers as matrices (None: not a matrix), their token ids or None for a continuous
+        answer), in the order of ``examples``."""
+        if self.values_out:
+            if beam > 1:
+                raise UserError("beam search writes tokens: a continuous answer is read out at once (drop --beam).")
+            return self.predict_values(model, problem, examples, device), None
+        preds = self.predict(model, problem, examples, device, beam)
+        return [problem.decode_output(ids) for ids in preds], preds
+
+    def predict_values(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:
+        """A continuous model's answers for ``examples``: z * max|input|**d, in batches."""
+        src, _ = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        model.eval()
+        out: list[np.ndarray] = []
+        with torch.no_grad():
+            for start in range(0, len(examples), EVAL_BATCH):
+                rows = np.arange(start, min(start + EVAL_BATCH, len(examples)))
+                part = examples_subset(examples, rows)
+                width = int(src.lengths[rows].max())
+                values = None if src.values is None else torch.from_numpy(src.values[rows, :width]).to(device)
+                shapes = answer_tensors(problem, part)["out_shape"].to(device)
+                z = model.regress(torch.from_numpy(src.ids[rows, :width]).to(device),
+                                  torch.from_numpy(src.lengths[rows]).to(device), shapes, values)
+                out.extend(from_units(problem, part, z.double().cpu().numpy()))
+        return out
 
     def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[list[int]]:
         """Decoded output ids (no specials) for ``examples``, in batches."""
@@ -203,7 +256,9 @@ class Experiment(BaseExperiment):
             ids = torch.from_numpy(src.ids[rows].astype(np.int64)).to(device)
             lens = torch.from_numpy(src.lengths[rows].astype(np.int64)).to(device)
             ids = ids[:, : int(lens.max())]
-            decoded = beam_search(model, ids, lens, max_len, beam=beam) if beam > 1 else greedy(model, ids, lens, max_len)
+            values = None if src.values is None else torch.from_numpy(src.values[rows, : ids.shape[1]]).to(device)
+            decoded = (beam_search(model, ids, lens, max_len, beam=beam, values=values) if beam > 1
+                       else greedy(model, ids, lens, max_len, values=values))
             for row, tokens in zip(rows, decoded):
                 out[row] = tokens
         return out
@@ -215,8 +270,7 @@ class Experiment(BaseExperiment):
         for dim in {part.dims[0] for part in parts}:
             check_trained_size(self.config.problem, dim)
         examples = join_examples(parts)
-        preds = self.predict(model, self.problem, examples, next(model.parameters()).device, beam)
-        decoded = [self.problem.decode_output(ids) for ids in preds]
+        decoded, _ = self.answers(model, self.problem, examples, next(model.parameters()).device, beam)
         return [d if d is not None and d.shape == t.shape else np.full(t.shape, np.nan)
                 for d, t in zip(decoded, examples.targets)]
 
@@ -235,9 +289,9 @@ class Experiment(BaseExperiment):
         examples = problem.examples_from_matrix(matrix)
         check_trained_size(self.config.problem, examples.dims[0])
         device = next(model.parameters()).device
-        pred = self.predict(model, problem, examples, device, beam)
-        scores = problem.score(examples, pred)
-        decoded = problem.decode_output(pred[0])
+        answers, pred = self.answers(model, problem, examples, device, beam)
+        scores = problem.score(examples, pred) if pred is not None else problem.score_matrices(examples, answers)
+        decoded = answers[0]
         reference = problem.reference(examples)[0]
         error = float(scores.d1[0]) if np.isfinite(scores.d1[0]) else None
         unseen = self.unseen_tokens(problem.encode(examples)[0])
@@ -246,7 +300,7 @@ class Experiment(BaseExperiment):
                 "prediction": None if decoded is None else np.asarray(decoded).tolist(),
                 "reference": np.asarray(reference).tolist(), "error": error,
                 "valid": bool(scores.valid[0]),
-                "prediction_text": " ".join(problem.vocab.to_strings(pred[0])) if decoded is None
+                "prediction_text": " ".join(problem.vocab.to_strings(pred[0] if pred else [])) if decoded is None
                 else np.array2string(np.asarray(decoded), precision=4, suppress_small=True),
                 "reference_text": np.array2string(np.asarray(reference), precision=4, suppress_small=True)}
 
@@ -309,14 +363,17 @@ def concat_scores(parts: list[Scores]) -> Scores:
                   [x for p in parts for x in p.laws], [x for p in parts for x in p.dims])
 
 
-def prediction_rows(problem, examples: Examples, preds: list[list[int]], scores: Scores) -> list[dict]:
+def prediction_rows(problem, examples: Examples, decoded: list[np.ndarray | None], preds: list[list[int]] | None,
+                    scores: Scores) -> list[dict]:
     src, tgt = problem.encode(examples)
-    vocab = problem.vocab
     rows = []
-    for i, pred in enumerate(preds):
-        rows.append({"input": " ".join(vocab.to_strings(src.ids[i, : src.lengths[i]])),
-                     "target": " ".join(vocab.to_strings(tgt.ids[i, : tgt.lengths[i]])),
-                     "prediction": " ".join(vocab.to_strings(pred)),
+    for i, answer in enumerate(decoded):
+        if preds is not None:
+            prediction = " ".join(problem.vocab.to_strings(preds[i]))
+        else:
+            prediction = " ".join(matrix_tokens(problem.codecs.output, answer)) if answer is not None else ""
+        rows.append({"input": sequence_text(problem.vocab, src, i), "target": sequence_text(problem.vocab, tgt, i),
+                     "prediction": prediction,
                      "law": scores.laws[i], "dim": int(scores.dims[i]), "valid": bool(scores.valid[i]),
                      "exact": bool(scores.exact[i]),
                      "d1": float(scores.d1[i]) if np.isfinite(scores.d1[i]) else None,
@@ -326,6 +383,53 @@ def prediction_rows(problem, examples: Examples, preds: list[list[int]], scores:
 
 def write_predictions(path: Path, rows: list[dict]) -> None:
     atomic_write_lines(Path(path), (json.dumps(r) for r in rows))
+
+
+# ----------------------------------------------------------------------------- continuous answers
+
+
+def answer_units(problem, examples: Examples) -> list[np.ndarray]:
+    """Per example, the unit its answer is read out in: max|input|**d for each entry (d: the
+    problem's ``output_degrees``; max|input| is 1 for an all-zero input)."""
+    out = []
+    for x, dim, target in zip(examples.inputs, examples.dims, examples.targets):
+        scale = float(np.abs(x).max()) if np.size(x) else 0.0
+        scale = scale if scale > 0 else 1.0
+        degrees = problem.output_degrees(*problem.operand_dims(np.shape(x)))
+        if degrees.shape != target.shape:
+            raise ValueError(f"{problem.name}: degrees of shape {degrees.shape} for an answer of shape {target.shape}")
+        out.append(scale ** degrees)
+    return out
+
+
+def answer_tensors(problem, examples: Examples) -> dict[str, torch.Tensor]:
+    """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32 and
+    ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer)."""
+    units = answer_units(problem, examples)
+    shapes = np.array([t.shape for t in examples.targets], dtype=np.int64).reshape(len(examples), 2)
+    width = int(shapes.prod(axis=1).max(initial=1))
+    values, mask = np.zeros((len(examples), width)), np.zeros((len(examples), width), dtype=bool)
+    for i, (target, unit) in enumerate(zip(examples.targets, units)):
+        flat = (target / unit).reshape(-1)
+        values[i, : flat.size], mask[i, : flat.size] = flat, True
+    return {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
+            "tgt_mask": torch.from_numpy(mask)}
+
+
+def from_units(problem, examples: Examples, z: np.ndarray) -> list[np.ndarray]:
+    """(B, P) read-outs in units -> the answers as matrices of their targets' shapes."""
+    out = []
+    for i, (target, unit) in enumerate(zip(examples.targets, answer_units(problem, examples))):
+        out.append(z[i, : target.size].reshape(target.shape) * unit)
+    return out
+
+
+def relative_error_loss(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of sum |z - t| / sum |t| over each answer's entries: the verifiers' d1."""
+    mask = mask.to(z.device)
+    error = ((z - target.to(z.device)).abs() * mask).sum(1)
+    size = (target.to(z.device).abs() * mask).sum(1)
+    return (error / size.clamp_min(1e-6)).mean()
 
 
 # ----------------------------------------------------------------------------- read-out and sizes

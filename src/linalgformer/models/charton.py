@@ -50,9 +50,11 @@ from torch import nn
 from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, one_of
 from linalgformer.models.attention import attention
 from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions, PositionIds
+from linalgformer.models.number_values import NUMBER_FEATURES, NumberValues
 from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
+FFNS = ("relu", "swiglu", "bilinear")
 POSITIONS = ("learned", "sinusoidal", "matrix")
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -74,6 +76,8 @@ class ModelConfig:
     encoder_only: bool = False  # encoder + linear read-out; output i read from encoder position i
     value_features: bool = False  # number tokens also embed (and read out) features of their value
     position_bias: bool = False  # matrix positions: each head learns a bias for keys sharing row/col/slot
+    number_features: str = "auto"  # continuous input: auto | relative | absolute | xval (models/number_values.py)
+    ffn: str = "relu"  # relu (paper) | swiglu | bilinear: gated FFNs multiply features (FeedForward)
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -106,6 +110,7 @@ MODEL_RULES = {
     "heads": at_least(1), "ffn_ratio": greater_than(0.0), "norm": one_of(*NORMS), "positions": one_of(*POSITIONS),
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
+    "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS),
 }
 
 
@@ -158,13 +163,26 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """``down(relu(up(x)))`` (the paper's), or a gated unit ``down(act(up(x)) * gate(x))``:
+    ``swiglu`` (act = SiLU, Shazeer 2020) or ``bilinear`` (no activation: a pure product of two
+    projections). A gated unit multiplies features of its input, so that a product of two inputs
+    (the sign of x * y is the XOR of their signs) is one layer's linear read-out rather than a
+    function a ReLU layer must approximate; it has 1.5x the FFN parameters at equal ``ffn_ratio``."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.kind = cfg.ffn
         self.up = nn.Linear(cfg.width, cfg.ffn_width)
         self.down = nn.Linear(cfg.ffn_width, cfg.width)
+        if self.kind != "relu":
+            self.gate = nn.Linear(cfg.width, cfg.ffn_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(torch.relu(self.up(x)))
+        if self.kind == "relu":
+            return self.down(torch.relu(self.up(x)))
+        hidden = self.up(x)
+        hidden = nn.functional.silu(hidden) if self.kind == "swiglu" else hidden
+        return self.down(hidden * self.gate(x))
 
 
 class Residual(nn.Module):
@@ -231,9 +249,11 @@ class DecoderLayer(nn.Module):
         self.self_res, self.cross_res, self.ffn_res = Residual(cfg), Residual(cfg), Residual(cfg)
 
     def forward(self, x: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
-                cache: DecoderCache | None = None, layer: int = 0) -> torch.Tensor:
-        """x (B, T, W). With ``cache``, x holds only new positions, appended to ``cache.past[layer]``."""
-        x = self.self_res(x, lambda h: self.self_attn(h, self._self_kv(h, cache, layer), causal=cache is None))
+                cache: DecoderCache | None = None, layer: int = 0, self_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, W). With ``cache``, x holds only new positions, appended to ``cache.past[layer]``.
+        ``self_mask`` (key mask, True = attend) makes the self-attention bidirectional (answer slots)."""
+        causal = cache is None and self_mask is None
+        x = self.self_res(x, lambda h: self.self_attn(h, self._self_kv(h, cache, layer), mask=self_mask, causal=causal))
         x = self.cross_res(x, lambda h: self.cross_attn(h, cross_kv, mask=mem_mask))
         return self.ffn_res(x, self.ffn)
 
@@ -306,8 +326,15 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  output_ids: list[int] | None = None, layout: MatrixLayout | None = None,
-                 token_values=None):
+                 token_values=None, num_id: int | None = None, regression: bool = False):
         super().__init__()
+        # continuous encoding (models/number_values.py): ``num_id`` is the input's <num> token, whose
+        # value is embedded; ``regression`` reads the answer out as numbers, one slot per entry
+        self.num_id, self.regression = num_id, regression
+        if (num_id is not None or regression) and cfg.positions != "matrix":
+            raise ValueError("the continuous encoding needs model.positions=matrix (its entries' places)")
+        if regression and cfg.encoder_only:
+            raise ValueError("a continuous answer needs a decoder (model.encoder_only=false)")
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
@@ -322,18 +349,30 @@ class Seq2Seq(nn.Module):
             if token_values is None or len(token_values) != vocab_size:
                 raise ValueError("value features need the value each vocabulary token writes")
             self.values = ValueFeatures(cfg.width, token_values)
+        if num_id is not None:
+            kind = cfg.number_features
+            self.numbers = NumberValues(cfg.width, ("relative" if regression else "absolute") if kind == "auto" else kind)
         src_tokens = nn.Embedding(vocab_size, cfg.width)
         self.src_embed = Embedding(cfg, src_tokens)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
-        if not cfg.encoder_only:
+        if regression:
+            self.answer_query = nn.Parameter(torch.zeros(cfg.width))
+            self.slot_norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
+            self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+            self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+            self.value_head = nn.Linear(cfg.width, 1)
+        elif not cfg.encoder_only:
             tgt_tokens = src_tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
             self.tgt_embed = Embedding(cfg, tgt_tokens)
             self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
             self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
-        self.head = nn.Linear(cfg.width, vocab_size)
+        if not regression:
+            self.head = nn.Linear(cfg.width, vocab_size)
         self.apply(self._init_weights)
-        if cfg.share_embeddings:
+        if regression:
+            nn.init.normal_(self.answer_query, std=0.02)
+        if cfg.share_embeddings and not regression:
             self.head.weight = src_tokens.weight
 
     def register_output_ids(self, vocab_size: int, eos_id: int, output_ids: list[int] | None) -> None:
@@ -359,6 +398,16 @@ class Seq2Seq(nn.Module):
         """The value features' part of the embeddings of ``ids`` (None without value features)."""
         return self.values.embedding(ids) if self.cfg.value_features else None
 
+    def source_value_embedding(self, src: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor | None:
+        """The value features' part plus, for a continuous input, the embedding of each number's value."""
+        out = self.value_embedding(src)
+        if self.num_id is None:
+            return out
+        if values is None or values.shape != src.shape:
+            raise ValueError("a model with a continuous input needs the values beside the <num> tokens")
+        numbers = self.numbers(values.to(src.device), src == self.num_id)
+        return numbers if out is None else out + numbers
+
     def target_index(self, ids: torch.Tensor) -> torch.Tensor:
         """Token ids -> positions in ``output_ids`` (the class index of a teacher-forcing logit); -1
         for a token an answer cannot contain."""
@@ -377,14 +426,16 @@ class Seq2Seq(nn.Module):
 
     # -------------------------------------------------------------------------- teacher forcing
 
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B, S), src_len (B,) -> memory (B, S, W), key padding mask (B, 1, 1, S) (True = real)."""
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor,
+               values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """src (B, S), src_len (B,) -> memory (B, S, W), key padding mask (B, 1, 1, S) (True = real).
+        ``values`` (B, S): the numbers of a continuous input (``<num>`` positions)."""
         s = src.shape[1]
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
         ids = self.matrix_positions.source(src) if self.cfg.positions == "matrix" else None
         pos = None if ids is None else self.matrix_positions.embed(ids)
-        x = self.src_embed(src, pos_emb=pos, value_emb=self.value_embedding(src))
+        x = self.src_embed(src, pos_emb=pos, value_emb=self.source_value_embedding(src, values))
         self_mask = self.matrix_positions.bias(ids, ids, mask) if self.cfg.position_bias else mask
         for layer in self.encoder:
             x = layer(x, self_mask)
@@ -408,12 +459,42 @@ class Seq2Seq(nn.Module):
             raise ValueError("a model with model.position_bias needs the source ids to decode")
         return self.matrix_positions.source(src)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def answer_slots(self, shapes: torch.Tensor) -> tuple[PositionIds, torch.Tensor]:
+        """(B, 2) answer shapes -> the matrix position ids of each answer entry, row-major, (B, P)
+        each, and (B, P) which slots exist (P: the largest answer)."""
+        rows, cols = shapes[:, :1].long(), shapes[:, 1:].long()
+        sizes = rows * cols
+        index = torch.arange(int(sizes.max()), device=shapes.device)[None, :].expand(len(shapes), -1)
+        real = index < sizes
+        return self.matrix_positions.answer(index // cols, index % cols, real), real
+
+    def regress(self, src: torch.Tensor, src_len: torch.Tensor, shapes: torch.Tensor,
+                values: torch.Tensor | None = None) -> torch.Tensor:
+        """A continuous answer: (B, P) numbers, one per entry of each answer (row-major; ``shapes``
+        (B, 2) their rows and columns; 0 beyond an answer's last entry), in units of max|input|**d."""
+        memory, mem_mask = self.encode(src, src_len, values)
+        ids, real = self.answer_slots(shapes.to(src.device))
+        x = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
+        if self.cfg.position_bias:
+            mem_mask = self.matrix_positions.bias(ids, self.matrix_positions.source(src), mem_mask)
+        self_mask = real[:, None, None, :]
+        for layer in self.decoder:
+            x = layer(x, layer.cross_attn.project_kv(memory), mem_mask, self_mask=self_mask)
+        return self.value_head(self.dec_norm(x))[..., 0].float().masked_fill(~real, 0.0)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor | None = None,
+                values: torch.Tensor | None = None, shapes: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing: logits (B, T, K) over ``output_ids`` (K = V unless restricted); position i
-        predicts the token after tgt_in[:, i].
+        predicts the token after tgt_in[:, i]. ``values``: a continuous input's numbers. A model with
+        a continuous answer returns :meth:`regress` of the answers' ``shapes`` instead (through
+        ``forward``, so that DistributedDataParallel sees the call).
 
         Encoder-only models ignore tgt_in's values and read position i from encoder position i."""
-        memory, mask = self.encode(src, src_len)
+        if self.regression:
+            if shapes is None:
+                raise ValueError("a model with a continuous answer needs the answers' shapes")
+            return self.regress(src, src_len, shapes, values)
+        memory, mask = self.encode(src, src_len, values)
         if self.cfg.encoder_only:
             return self.read_out(memory, tgt_in.shape[1])
         return self.decode(tgt_in, memory, mask, src)
@@ -473,10 +554,10 @@ class Seq2Seq(nn.Module):
         the PaLM/nanoGPT MFU estimate). Embeddings, norms and softmax are not counted.
         """
         w, f, s, t = self.cfg.width, self.cfg.ffn_width, src_len, tgt_len
-        block = 4 * w * w + 2 * w * f  # attention q, k, v, o + FFN weights
+        block = 4 * w * w + (2 if self.cfg.ffn == "relu" else 3) * w * f  # attention q, k, v, o + FFN weights
         flops = self.cfg.enc_layers * (2 * block * s + 4 * s * s * w)
         if not self.cfg.encoder_only:
             per_dec = 2 * block * t + 2 * (2 * w * w) * t + 2 * (2 * w * w) * s  # self+FFN, cross q/o, cross k/v
             flops += self.cfg.dec_layers * (per_dec + 4 * t * t * w + 4 * t * s * w)
-        flops += 2 * w * len(self.output_ids) * t  # read-out
+        flops += 2 * w * (1 if self.regression else len(self.output_ids)) * t  # read-out
         return 3 * flops if training else flops

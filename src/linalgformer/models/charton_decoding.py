@@ -71,11 +71,12 @@ def _check_max_len(model: Seq2Seq, max_len: int) -> None:
 
 
 def greedy(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-           use_cache: bool = True) -> list[list[int]]:
-    """Most likely next token at every step; finished rows are padded and ignored until all end."""
+           use_cache: bool = True, values: torch.Tensor | None = None) -> list[list[int]]:
+    """Most likely next token at every step; finished rows are padded and ignored until all end.
+    ``values``: the numbers of a continuous input."""
     _check_max_len(model, max_len)
     with _eval_mode(model):
-        memory, mask = model.encode(src, src_len)
+        memory, mask = model.encode(src, src_len, values)
         if model.cfg.encoder_only:
             return _encoder_only(model, memory, max_len)
         next_logits = _next_logits_fn(model, memory, mask, src, use_cache)
@@ -91,7 +92,7 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: in
 
 
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-                beam: int = 4, length_penalty: float = 1.0) -> list[list[int]]:
+                beam: int = 4, length_penalty: float = 1.0, values: torch.Tensor | None = None) -> list[list[int]]:
     """Best hypothesis per example, scored sum(log p) / length ** length_penalty.
 
     Batched over examples x beams with the KV cache. At each step the best 2*beam extensions are
@@ -105,7 +106,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_le
         raise ValueError(f"beam must be at least 1, got {beam}")
     _check_max_len(model, max_len)
     with _eval_mode(model):
-        memory, mask = model.encode(src, src_len)
+        memory, mask = model.encode(src, src_len, values)
         if model.cfg.encoder_only:
             return _encoder_only(model, memory, max_len)
         search = _BeamSearch(model, src.shape[0], beam, max_len, length_penalty, src.device)

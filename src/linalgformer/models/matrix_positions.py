@@ -201,6 +201,13 @@ class MatrixPositions(nn.Module):
         return PositionIds(torch.where(in_answer | bos | first, ANSWER, 0),
                            self._clip(row, in_answer & (row >= 0)), self._clip(col, in_answer), slot)
 
+    def answer(self, i: torch.Tensor, j: torch.Tensor, real: torch.Tensor) -> PositionIds:
+        """Ids of answer entries (i, j) read out all at once (a continuous answer): the answer
+        operand, the coupled row and column, and slot 3 (a number's first token); 0 where not ``real``."""
+        row, col = self._couple(i, j)
+        return PositionIds(torch.where(real, ANSWER, 0), self._clip(row, real & (row >= 0)),
+                           self._clip(col, real), torch.where(real, 3, 0))
+
     def _couple(self, i: torch.Tensor, j: torch.Tensor):
         """(row, col) ids of answer entry (i, j) in the input's frame; row -1 = none."""
         coupling = self.layout.output_coupling

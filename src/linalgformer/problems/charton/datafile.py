@@ -34,7 +34,7 @@ from linalgformer.problems.charton.config import size_span
 from linalgformer.problems.charton.contract import Examples, Problem
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.sequences import Sequences
-from linalgformer.tokens import decode_matrix
+from linalgformer.tokens import CONTINUOUS, decode_matrix, parse_matrix_tokens, sequence_text
 
 FORMATS = ("text", "jsonl")
 MAX_FILE_BYTES = 4 * 2**30  # larger files are refused from their size, before any is read
@@ -64,10 +64,8 @@ def write_examples(path: str | Path, problem: Problem, examples: Examples, fmt: 
 
 def example_lines(problem: Problem, examples: Examples, fmt: str):
     sources, targets = problem.encode(examples)
-    to_text = problem.vocab.to_strings
     for i in range(len(examples)):
-        source = " ".join(to_text(sources.ids[i, : sources.lengths[i]].tolist()))
-        target = " ".join(to_text(targets.ids[i, : targets.lengths[i]].tolist()))
+        source, target = sequence_text(problem.vocab, sources, i), sequence_text(problem.vocab, targets, i)
         if fmt == "text":
             yield f"{source}\t{target}"
         else:
@@ -232,16 +230,19 @@ def read_test_examples(path: str | Path, problem: MatrixProblem, sizes: tuple[in
 
 
 def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[str], list[str]],
-                   sizes: tuple[int, int], where: str) -> list[int]:
-    """Append one line's input (with its exact answer) to ``examples``; returns the line's answer ids."""
+                   sizes: tuple[int, int], where: str) -> np.ndarray:
+    """Append one line's input (with its exact answer) to ``examples``; returns the line's own answer."""
     vocab, codecs = problem.vocab, problem.codecs
-    ids = [[vocab.stoi.get(t) for t in tokens] for tokens in pair]
-    for side, side_ids, tokens, encoding in zip(("input", "answer"), ids, pair, (codecs.input, codecs.output)):
-        if None in side_ids:
-            raise UserError(f"{where}: unknown token {tokens[side_ids.index(None)]!r} in the {side}.")
-        if decode_matrix(encoding, vocab, side_ids) is None:
+    decoded = []
+    for side, tokens, encoding in zip(("input", "answer"), pair, (codecs.input, codecs.output)):
+        unknown = [t for t in tokens if t not in vocab.stoi] if encoding.name != CONTINUOUS else []
+        if unknown:
+            raise UserError(f"{where}: unknown token {unknown[0]!r} in the {side}.")
+        matrix = parse_matrix_tokens(encoding, tokens, max_dim=vocab.max_dim)
+        if matrix is None:
             raise UserError(f"{where}: the {side} is not a matrix in this model's {encoding.name} encoding.")
-    matrix = decode_matrix(codecs.input, vocab, ids[0])
+        decoded.append(matrix)
+    matrix = decoded[0]
     _check_test_input(problem, matrix, sizes, where)
     target = problem.reference(Examples([matrix], [None], [""], [0]))[0]
     if not np.isfinite(target).all():
@@ -251,7 +252,7 @@ def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[
     examples.laws.append("")
     examples.dims.append(int(problem.operand_dims(matrix.shape)[0]))
     examples.tasks.append(problem.name)
-    return ids[1]
+    return decoded[1]
 
 
 def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[int, int], where: str) -> None:
@@ -267,9 +268,9 @@ def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[i
         raise UserError(f"{where}: {problem.name} takes symmetric matrices; this input is not symmetric.")
 
 
-def _check_answers(examples: Examples, problem: MatrixProblem, answers: list[list[int]], where: list[str]) -> None:
+def _check_answers(examples: Examples, problem: MatrixProblem, answers: list[np.ndarray], where: list[str]) -> None:
     """Refuse the first line whose own answer is not an answer of its input (another problem's line)."""
-    scores = problem.score(examples, answers)
+    scores = problem.score_matrices(examples, answers)
     agree = scores.exact | (scores.valid & (scores.d1 < ANSWER_AGREEMENT))
     if not agree.all():
         first = int(np.flatnonzero(~agree)[0])

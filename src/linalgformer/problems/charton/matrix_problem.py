@@ -46,6 +46,9 @@ class MatrixProblem(Problem):
     # columns, and the input entry whose row and column each answer entry shares
     input_split = "whole"  # whole | halves ([A|B]) | last_column ([M|v])
     output_coupling = "same"  # same: (i, j) <- (i, j) | swap: (i, j) <- (j, i) | column: i <- column i
+    # continuous answers (models.number_values): the answer scales as s**output_degree when the
+    # input is multiplied by s (A + B: 1, M^T v: 2, A^-1: -1); see ``output_degrees``
+    output_degree = 1
 
     def __init__(self, sampling: Sampling, codecs: Codecs):
         self.sampling = sampling
@@ -61,6 +64,11 @@ class MatrixProblem(Problem):
 
     def output_shape(self, rows: int, cols: int) -> tuple[int, int]:
         raise NotImplementedError
+
+    def output_degrees(self, rows: int, cols: int) -> np.ndarray:
+        """(r', c') float: for each answer entry, d such that it scales as s**d when the input is
+        multiplied by s. A continuous answer is predicted in units of max|input|**d."""
+        return np.full(self.output_shape(rows, cols), float(self.output_degree))
 
     def operand_dims(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(rows, cols) of the operand that an input matrix of ``shape`` holds."""
@@ -165,16 +173,29 @@ class MatrixProblem(Problem):
 
     # --- verification -------------------------------------------------------------------------
     def score(self, examples: Examples, predictions: list[list[int]]) -> Scores:
-        count = len(examples)
-        if len(predictions) != count:
-            raise ValueError(f"{len(predictions)} predictions for {count} examples")
+        if len(predictions) != len(examples):
+            raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
         decoded = [self._decode(ids, target) for ids, target in zip(predictions, examples.targets)]
+        return self.score_matrices(examples, decoded, self._exact(examples, predictions))
+
+    def score_matrices(self, examples: Examples, decoded: list[np.ndarray | None],
+                       exact: np.ndarray | None = None) -> Scores:
+        """Scores of answers given as matrices (None, or not finite, or of another shape: invalid),
+        by the same checks as decoded tokens; ``exact`` defaults to equality with the target."""
+        count = len(examples)
+        if len(decoded) != count:
+            raise ValueError(f"{len(decoded)} predictions for {count} examples")
+        decoded = [d if d is not None and d.shape == t.shape and np.isfinite(d).all() else None
+                   for d, t in zip(decoded, examples.targets)]
+        if exact is None:
+            exact = np.array([d is not None and np.array_equal(d, t) for d, t in zip(decoded, examples.targets)],
+                             dtype=bool)
         valid = np.array([d is not None for d in decoded], dtype=bool)
         d1, d2, dmax = (np.full(count, np.inf) for _ in range(3))
         good = np.flatnonzero(valid)
         for indices in self._shape_groups(examples, good):
             d1[indices], d2[indices], dmax[indices] = self._distances(examples, decoded, indices)
-        return Scores(valid=valid, exact=self._exact(examples, predictions), d1=d1, d2=d2, dmax=dmax,
+        return Scores(valid=valid, exact=exact, d1=d1, d2=d2, dmax=dmax,
                       laws=list(examples.laws), dims=list(examples.dims))
 
     @staticmethod

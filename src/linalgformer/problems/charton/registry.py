@@ -16,7 +16,7 @@ from linalgformer.problems.charton.config import DEFAULT_COTRAINING, Codecs, Pro
 from linalgformer.problems.charton.contract import Problem
 from linalgformer.problems.charton.cotraining import CoTraining
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
-from linalgformer.tokens import ENCODINGS, Vocabulary, make_encoding
+from linalgformer.tokens import CONTINUOUS, ENCODINGS, Vocabulary, make_encoding
 
 # One line per module of problems; the import-graph test reads these names as imports.
 PROBLEM_MODULES = (
@@ -67,6 +67,8 @@ def _check_names(cfg: ProblemConfig) -> None:
         raise UserError(f"problem.bound must be a positive number, got {cfg.bound}.")
     if not (math.isfinite(cfg.noise) and cfg.noise >= 0):
         raise UserError(f"problem.noise must be a number >= 0, got {cfg.noise}.")
+    if cfg.name == "cotraining" and CONTINUOUS in (cfg.encoding, cfg.input_encoding, cfg.output_encoding):
+        raise UserError("the continuous encoding needs one problem per model, not cotraining.")
     if cfg.tasks and cfg.name != "cotraining":
         raise UserError(f"problem.tasks is for cotraining only, not for {cfg.name}.")
 

@@ -48,6 +48,7 @@ class MatrixSum(MatrixProblem):
 
 class MatrixVector(MatrixProblem):
     name, summary = "matrix_vector", "[M|v] -> M^T v"
+    output_degree = 2  # M^T v: a product of two entries
     input_split, output_coupling = "last_column", "column"
 
     def input_shape(self, rows, cols):
@@ -70,6 +71,7 @@ class MatrixVector(MatrixProblem):
 
 class MatrixProduct(MatrixSum):
     name, summary = "matrix_product", "[A|B] -> A^T B"
+    output_degree = 2
 
     def output_shape(self, rows, cols):
         return cols, cols
@@ -95,6 +97,9 @@ class Eigenvectors(MatrixProblem):
     name, summary = "eigenvectors", "symmetric M -> [lambda; Q]"
     symmetric = square = True
 
+    def output_degrees(self, rows, cols):
+        return values_then_vectors(self.output_shape(rows, cols))
+
     def output_shape(self, rows, cols):
         return rows + 1, rows
 
@@ -117,6 +122,7 @@ class Eigenvectors(MatrixProblem):
 
 class InvertMatrix(MatrixProblem):
     name, summary = "invert_matrix", "A -> A^-1"
+    output_degree = -1
     square = True
 
     def output_shape(self, rows, cols):
@@ -152,6 +158,9 @@ class SingularValues(MatrixProblem):
 class SingularVectors(MatrixProblem):
     name, summary = "singularvectors", "A -> [sigma; U; V]"
 
+    def output_degrees(self, rows, cols):
+        return values_then_vectors(self.output_shape(rows, cols))
+
     def output_shape(self, rows, cols):
         return 1 + rows + cols, min(rows, cols)
 
@@ -173,6 +182,13 @@ class SingularVectors(MatrixProblem):
         rows = inputs.shape[1]
         values, left, right = targets[:, 0, :], targets[:, 1:1 + rows], targets[:, 1 + rows:]
         return (left * values[:, None, :]) @ transpose(right)
+
+
+def values_then_vectors(shape: tuple[int, int]) -> np.ndarray:
+    """Degrees of [values; vectors]: the first row scales with the matrix, unit vectors do not."""
+    degrees = np.zeros(shape)
+    degrees[0] = 1.0
+    return degrees
 
 
 # what the registry reads (problems.charton.registry.PROBLEM_MODULES), in the listing's order
