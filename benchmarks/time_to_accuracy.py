@@ -66,7 +66,8 @@ def recipe_overrides(preset: str, recipe: str, minutes: float) -> dict:
     """The --set overrides of a recipe: the paper's at a CPU-sized model, the preset's cpu scale, or
     none (the continuous preset as written)."""
     protocol = load_yaml(PRESET_DIR / f"{preset}.yaml").get("reproduce") or {}
-    scale = {"paper": dict(CPU_MODEL), "values": {}}.get(recipe) or scale_overrides(preset, protocol, "cpu")
+    fixed = {"paper": dict(CPU_MODEL), "values": {}}
+    scale = fixed[recipe] if recipe in fixed else scale_overrides(preset, protocol, "cpu")
     budget = {"train.max_minutes": minutes, "train.max_steps": 10**7, "train.threads": 1,
               "train.target_metric": 0, "train.eval_every": 250, "train.valid_count": 500}
     return {**scale, **budget}

@@ -65,6 +65,8 @@ CASES = [
     ("train-bad-value", lambda r, t: ["train", "--out", str(t / "new"), "--set", "train.max_steps=lots"], "integer"),
     ("train-bad-lr", lambda r, t: ["train", "--out", str(t / "new"), "--lr", "abc"], "invalid float"),
     ("train-unknown-family", lambda r, t: ["train", "--family", "quantum", "--out", str(t / "new")], "unknown experiment family"),
+    ("train-wrong-family", lambda r, t: ["train", "--family", "spectral", "--config", "configs/demo.yaml", "--out", str(t / "new")], "key of the charton family"),
+    ("evaluate-bad-bound", lambda r, t: ["evaluate", str(r), "--bound", "-3"], "positive number"),
     ("train-unknown-problem", lambda r, t: ["train", "--problem", "nope", "--out", str(t / "new")], "unknown problem"),
     ("train-width-heads", lambda r, t: ["train", "--width", "30", "--heads", "4", "--out", str(t / "new")], "divisible"),
     ("train-changed-model", lambda r, t: ["train", "--out", str(r), "--width", "64"], "different model"),

@@ -11,6 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import linalgformer as lf
 from linalgformer.cli import main
 from linalgformer.errors import UserError
 from linalgformer.experiments.charton import answer_tensors, from_units
@@ -35,7 +36,7 @@ MAGNITUDES = st.floats(min_value=-6, max_value=6).map(lambda e: 10.0 ** e)
 ENTRIES = st.tuples(st.sampled_from((-1.0, 1.0)), MAGNITUDES).map(lambda p: p[0] * p[1])
 
 
-def continuous_config(name="matrix_sum", dim=2, inp="continuous", out="continuous", **train):
+def continuous_config(name="matrix_sum", dim=2, inp="continuous", out="continuous", units="entries", **train):
     base = {"max_steps": 12, "batch_size": 16, "lr": 1e-3, "warmup_steps": 5, "eval_every": 6,
             "log_every": 3, "checkpoint_every": 6, "valid_count": 16, "seed": 0}
     base.update(train)
@@ -43,7 +44,7 @@ def continuous_config(name="matrix_sum", dim=2, inp="continuous", out="continuou
         "family": "charton",
         "problem": {"name": name, "dim": dim, "encoding": "P1000", "input_encoding": inp, "output_encoding": out},
         "model": {"enc_layers": 1, "dec_layers": 1, "width": 32, "heads": 2, "max_len": 128,
-                  "positions": "matrix", "position_bias": True},
+                  "positions": "matrix", "position_bias": True, "input_units": units},
         "train": base,
     })
 
@@ -140,16 +141,20 @@ def test_units_round_trip_and_the_verifiers_score_continuous_answers(name):
 # ----------------------------------------------------------------------------- models
 
 
-@pytest.mark.parametrize("inp, out", [("continuous", "continuous"), ("FP15", "continuous"), ("continuous", "P1000")])
-def test_every_pairing_of_sides_trains_and_scores(inp, out, tmp_path):
-    config = continuous_config("eigenvalues", 2, inp, out, max_steps=6)
+@pytest.mark.parametrize("inp, out, units", [("continuous", "continuous", "entries"), ("FP15", "continuous", "entries"),
+                                             ("continuous", "P1000", "entries"), ("continuous", "continuous", "rows"),
+                                             ("continuous", "P1000", "rows")])
+def test_every_pairing_of_sides_trains_and_scores(inp, out, units, tmp_path):
+    config = continuous_config("eigenvalues", 2, inp, out, units, max_steps=6)
     train_run(config, tmp_path / "run", progress=False)
     evals = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "eval"]
     assert evals and 0.0 <= evals[-1]["acc@0.05"] <= 1.0 and evals[-1]["count"] == 16
 
 
-def test_padding_slots_do_not_change_an_answer():
-    exp = build_experiment(continuous_config(dim=3, max_steps=1))
+@pytest.mark.parametrize("name, units", [("matrix_sum", "entries"), ("matrix_vector", "rows"), ("eigenvectors", "rows")])
+def test_padding_slots_do_not_change_an_answer(name, units):
+    """Mixed sizes in one batch: padded entries, rows and answer slots change no answer."""
+    exp = build_experiment(continuous_config(name, 3, units=units, max_steps=1))
     model = exp.build_model().eval()
     problem = make_problem(dataclasses.replace(exp.config.problem, min_dim=2, max_dim=3))
     examples = problem.sample(np.random.default_rng(0), 12)
@@ -170,6 +175,7 @@ def test_a_continuous_run_resumes_exactly(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"model": {"positions": "sinusoidal", "position_bias": False}}, "positions=matrix"),
+    ({"problem": {"input_encoding": "P1000"}, "model": {"input_units": "rows"}}, "input_units=rows"),
     ({"problem": {"name": "cotraining"}}, "cotraining"),
     ({"train": {"data_file": "x.txt"}}, "data_file"),
 ])
@@ -213,11 +219,11 @@ def test_bad_questions_get_one_sentence_and_status_2(trained, args, message, cap
     assert message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", ["matrix_vector", "invert_matrix", "eigenvectors"])
-def test_a_continuous_model_is_equivariant_to_the_inputs_scale(name):
+@pytest.mark.parametrize("name, units", [("matrix_vector", "entries"), ("invert_matrix", "rows"), ("eigenvectors", "entries")])
+def test_a_continuous_model_is_equivariant_to_the_inputs_scale(name, units):
     """Scaling the input by c scales every answer entry by c**d: coefficients far outside the
     training range are answered as well as those inside it."""
-    exp = build_experiment(continuous_config(name, 3, max_steps=1))
+    exp = build_experiment(continuous_config(name, 3, units=units, max_steps=1))
     model = exp.build_model().eval()
     examples = exp.problem.sample(np.random.default_rng(0), 8)
     base = exp.predict_values(model, exp.problem, examples, torch.device("cpu"))
@@ -227,3 +233,12 @@ def test_a_continuous_model_is_equivariant_to_the_inputs_scale(name):
         got = exp.predict_values(model, exp.problem, scaled, torch.device("cpu"))
         for g, b in zip(got, base):
             np.testing.assert_allclose(g, b * c ** exp.problem.output_degrees(3, 3), rtol=1e-4, atol=1e-12)
+
+
+def test_analyze_and_the_python_api_take_continuous_answers(trained, tmp_path, capsys):
+    assert main(["analyze", str(trained), "--count", "20", "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").is_file()
+    model = lf.load(trained)
+    answers = model.predict(np.ones((3, 2, 4)))
+    assert answers.shape == (3, 2, 2) and np.isfinite(answers).all()
+    assert 0.0 <= model.evaluate(count=10, bound=1000.0)["accuracy"] <= 1.0

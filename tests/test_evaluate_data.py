@@ -113,3 +113,19 @@ def test_eigenvector_properties_are_told_apart():
     preds = [ids.ids[i, : ids.lengths[i]].tolist() for i in range(len(examples))]
     rows = {r["bin"]: r["acc@0.05"] for r in analyze_examples(problem, examples, preds).rows if r["group"] == "property"}
     assert rows == {"eigenvalues": 1.0, "unit norms": 0.0, "orthogonality": 0.0, "Q^T M Q": 0.0}
+
+
+@pytest.mark.parametrize("written, trained, words", [
+    ({"problem": "transpose", "dim": 3}, {"problem": "matrix_sum", "dim": 3}, "even number of columns"),
+    ({"problem": "eigenvalues", "dim": 3}, {"problem": "eigenvectors", "dim": 3}, "not the eigenvectors"),
+    ({"problem": "matrix_vector", "dim": 3}, {"problem": "transpose", "dim": 4}, "not the transpose"),
+])
+def test_a_training_file_of_another_problem_is_refused_by_its_line(written, trained, words, tmp_path, capsys):
+    data = tmp_path / "data.txt"
+    assert main(["generate", "--problem", written["problem"], "--dim", str(written["dim"]), "--count", "20",
+                 "--out", str(data)]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--problem", trained["problem"], "--dim", str(trained["dim"]), "--out", str(run),
+                 "--set", f"train.data_file={data}", "--max-steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "line 1" in err and not run.exists()

@@ -74,12 +74,16 @@ class Analysis:
         return save(fig, Path(out))
 
 
-def analyze_examples(problem: MatrixProblem, examples: Examples, predictions: list[list[int]],
-                     bins: int = 5) -> Analysis:
-    """The :class:`Analysis` of decoded ``predictions`` (token ids, no specials) of ``examples``."""
-    scores = problem.score(examples, predictions)
-    decoded = [problem.decode_output(ids) for ids in predictions]
-    decoded = [d if d is not None and d.shape == t.shape else None for d, t in zip(decoded, examples.targets)]
+def analyze_examples(problem: MatrixProblem, examples: Examples, predictions: list[list[int]] | None,
+                     bins: int = 5, answers: list[np.ndarray | None] | None = None) -> Analysis:
+    """The :class:`Analysis` of decoded ``predictions`` (token ids, no specials) of ``examples``, or
+    of ``answers`` given as matrices (a continuous model's)."""
+    if predictions is not None:
+        scores = problem.score(examples, predictions)
+        answers = [problem.decode_output(ids) for ids in predictions]
+    else:
+        scores = problem.score_matrices(examples, answers)
+    decoded = [d if d is not None and d.shape == t.shape else None for d, t in zip(answers, examples.targets)]
     result = Analysis(problem=problem.name, count=len(examples), correct=scores.correct)
     result.values = feature_values(problem, examples, decoded)
     for name, values in result.values.items():

@@ -123,8 +123,8 @@ class Model:
             raise UserError(f"analyze studies tokenized (charton) models, not the {self.config.family} family.")
         sets = self.experiment.test_sets(count, seed, distribution, None, None if data is None else Path(data))
         problem, examples = sets[0] if len(sets) == 1 else (sets[0][0], join_examples([e for _, e in sets]))
-        preds = self.experiment.predict(self.module, problem, examples, self.device)
-        return analyze_examples(problem, examples, preds, bins=bins)
+        answers, preds = self.experiment.answers(self.module, problem, examples, self.device)
+        return analyze_examples(problem, examples, preds, bins=bins, answers=answers)
 
 
 def load(name_or_run_dir: str | Path, device: str = "auto") -> Model:

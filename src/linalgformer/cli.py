@@ -119,7 +119,7 @@ def add_problem_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--dim", type=int, default=5 if defaults else None, help="matrix dimension")
     p.add_argument("--min-dim", type=int, default=None, help="smallest dimension when sizes vary")
     p.add_argument("--max-dim", type=int, default=None, help="largest dimension when sizes vary")
-    p.add_argument("--encoding", default="P1000" if defaults else None, help="number encoding: P10, P1000, B1999, FP15")
+    p.add_argument("--encoding", default="P1000" if defaults else None, help="number encoding: P10, P1000, B1999, FP15 (tokens) or continuous (one token per number, its value beside it)")
     p.add_argument("--input-encoding", default=None, help="encoding of the input (default: --encoding)")
     p.add_argument("--output-encoding", default=None, help="encoding of the output (default: --encoding)")
     p.add_argument("--distribution", default=None, help="eigenvalue law(s), comma-separated (see `linalgformer problems`)")

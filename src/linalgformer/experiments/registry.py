@@ -6,6 +6,7 @@ not import the others' dependencies; the import-graph test reads :data:`FAMILY_M
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from linalgformer.config import RunConfig, TrainConfig, from_dict
@@ -19,6 +20,7 @@ FAMILY_MODULES = {
 }
 # Keys a preset YAML may hold beside the run config (read by ``linalgformer.reproduce``).
 PRESET_ONLY = ("title", "reproduce")
+SECTION_CLASSES = {"problem": "ProblemConfig", "model": "ModelConfig"}
 
 
 def family_module(family: str):
@@ -37,12 +39,29 @@ def run_config_from_dict(data: dict) -> RunConfig:
         raise UserError(f"unknown config section {unknown[0]!r} (known: family, problem, model, train).")
     family = data.get("family", "charton")
     module = family_module(family)
+    for section in ("problem", "model"):
+        check_family_keys(data.get(section) or {}, section, family)
     return RunConfig(
         family=family,
         problem=from_dict(module.ProblemConfig, data.get("problem") or {}, "problem"),
         model=from_dict(module.ModelConfig, data.get("model") or {}, "model"),
         train=from_dict(TrainConfig, data.get("train") or {}, "train"),
     )
+
+
+def check_family_keys(values: dict, section: str, family: str) -> None:
+    """A ``section`` whose keys are not ``family``'s but all another family's is refused as that:
+    a wrong ``family`` (or ``--family``), not an unknown key."""
+    if not isinstance(values, dict):
+        return
+    keys = lambda name: {f.name for f in dataclasses.fields(getattr(family_module(name), SECTION_CLASSES[section]))}  # noqa: E731
+    unknown = sorted(set(values) - keys(family))
+    if not unknown:
+        return  # the other families' modules are loaded only to explain an unknown key
+    owners = [name for name in FAMILY_MODULES if name != family and set(values) <= keys(name)]
+    if owners:
+        raise UserError(f"{section}.{unknown[0]} is a key of the {owners[0]} family, not of {family}: "
+                        f"is family (or --family) right?")
 
 
 def build_experiment(config: RunConfig) -> Experiment:

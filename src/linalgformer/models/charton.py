@@ -55,6 +55,7 @@ from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
 FFNS = ("relu", "swiglu", "bilinear")
+INPUT_UNITS = ("entries", "rows")
 POSITIONS = ("learned", "sinusoidal", "matrix")
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -78,6 +79,7 @@ class ModelConfig:
     position_bias: bool = False  # matrix positions: each head learns a bias for keys sharing row/col/slot
     number_features: str = "auto"  # continuous input: auto | relative | absolute | xval (models/number_values.py)
     ffn: str = "relu"  # relu (paper) | swiglu | bilinear: gated FFNs multiply features (FeedForward)
+    input_units: str = "entries"  # continuous input: one token per entry, or per row of each operand
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -110,7 +112,7 @@ MODEL_RULES = {
     "heads": at_least(1), "ffn_ratio": greater_than(0.0), "norm": one_of(*NORMS), "positions": one_of(*POSITIONS),
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
-    "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS),
+    "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
 }
 
 
@@ -335,6 +337,8 @@ class Seq2Seq(nn.Module):
             raise ValueError("the continuous encoding needs model.positions=matrix (its entries' places)")
         if regression and cfg.encoder_only:
             raise ValueError("a continuous answer needs a decoder (model.encoder_only=false)")
+        if cfg.input_units == "rows" and num_id is None:
+            raise ValueError("model.input_units=rows needs a continuous input (one token per entry to pool)")
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
@@ -352,6 +356,8 @@ class Seq2Seq(nn.Module):
         if num_id is not None:
             kind = cfg.number_features
             self.numbers = NumberValues(cfg.width, ("relative" if regression else "absolute") if kind == "auto" else kind)
+        if cfg.input_units == "rows":  # an entry's value, gated by its column, is summed into its row's token
+            self.column_gate = nn.Embedding(layout.max_dim + 1, cfg.width)
         src_tokens = nn.Embedding(vocab_size, cfg.width)
         self.src_embed = Embedding(cfg, src_tokens)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
@@ -372,6 +378,8 @@ class Seq2Seq(nn.Module):
         self.apply(self._init_weights)
         if regression:
             nn.init.normal_(self.answer_query, std=0.02)
+        if cfg.input_units == "rows":
+            nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
         if cfg.share_embeddings and not regression:
             self.head.weight = src_tokens.weight
 
@@ -434,8 +442,12 @@ class Seq2Seq(nn.Module):
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
         ids = self.matrix_positions.source(src) if self.cfg.positions == "matrix" else None
-        pos = None if ids is None else self.matrix_positions.embed(ids)
-        x = self.src_embed(src, pos_emb=pos, value_emb=self.source_value_embedding(src, values))
+        if self.cfg.input_units == "rows":
+            x, ids, keep = self.row_tokens(src, ids, values)
+            mask = keep[:, None, None, :]
+        else:
+            pos = None if ids is None else self.matrix_positions.embed(ids)
+            x = self.src_embed(src, pos_emb=pos, value_emb=self.source_value_embedding(src, values))
         self_mask = self.matrix_positions.bias(ids, ids, mask) if self.cfg.position_bias else mask
         for layer in self.encoder:
             x = layer(x, self_mask)
@@ -454,10 +466,28 @@ class Seq2Seq(nn.Module):
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
         return self.logits(self.dec_norm(x))
 
+    def row_tokens(self, src: torch.Tensor, ids: PositionIds,
+                   values: torch.Tensor | None) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
+        """``input_units: rows``: (B, G, W) one token per row of each operand, the sum over its
+        entries of (the value's embedding x a learned gate of the entry's column), plus the row's
+        position; with its ids and (B, G) which tokens exist (see ``MatrixPositions.row_groups``)."""
+        group, row_ids, present = self.matrix_positions.row_groups(ids)
+        entries = self.source_value_embedding(src, values) * self.column_gate(ids.col)  # (B, S, W)
+        entries = entries * (group >= 0)[..., None]
+        pooled = torch.zeros(len(src), present.shape[1], entries.shape[-1], dtype=entries.dtype, device=src.device)
+        pooled.scatter_add_(1, group.clamp(min=0)[..., None].expand_as(entries), entries)
+        base = self.src_embed.tokens.weight[self.num_id] + self.matrix_positions.embed(row_ids)
+        return self.src_embed.drop(self.src_embed.norm(pooled + base)), row_ids, present
+
+    def memory_ids(self, src: torch.Tensor) -> PositionIds:
+        """The matrix position ids of the memory's tokens (entries, or rows with ``input_units: rows``)."""
+        ids = self.matrix_positions.source(src)
+        return self.matrix_positions.row_groups(ids)[1] if self.cfg.input_units == "rows" else ids
+
     def _source_ids(self, src: torch.Tensor | None) -> PositionIds:
         if src is None:
             raise ValueError("a model with model.position_bias needs the source ids to decode")
-        return self.matrix_positions.source(src)
+        return self.memory_ids(src)
 
     def answer_slots(self, shapes: torch.Tensor) -> tuple[PositionIds, torch.Tensor]:
         """(B, 2) answer shapes -> the matrix position ids of each answer entry, row-major, (B, P)
@@ -476,7 +506,7 @@ class Seq2Seq(nn.Module):
         ids, real = self.answer_slots(shapes.to(src.device))
         x = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
         if self.cfg.position_bias:
-            mem_mask = self.matrix_positions.bias(ids, self.matrix_positions.source(src), mem_mask)
+            mem_mask = self.matrix_positions.bias(ids, self.memory_ids(src), mem_mask)
         self_mask = real[:, None, None, :]
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask, self_mask=self_mask)

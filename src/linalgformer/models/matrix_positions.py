@@ -208,6 +208,20 @@ class MatrixPositions(nn.Module):
         return PositionIds(torch.where(real, ANSWER, 0), self._clip(row, real & (row >= 0)),
                            self._clip(col, real), torch.where(real, 3, 0))
 
+    def row_groups(self, ids: PositionIds) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
+        """Row tokens (``model.input_units: rows``): (B, S) the row token each entry joins (-1: none),
+        the row tokens' ids (B, G) (operand, row, no column, slot 3) and (B, G) which exist. G is
+        twice the largest row id of the batch: the rows of the first operand, then of the second."""
+        number = ids.operand > 0
+        rows = max(int(ids.row.max()), 1)
+        group = torch.where(number, (ids.operand - 1) * rows + (ids.row - 1), -1)
+        counts = torch.zeros(len(group), 2 * rows, device=group.device)
+        present = counts.scatter_add_(1, group.clamp(min=0), number.float()) > 0
+        index = torch.arange(2 * rows, device=group.device).expand(len(group), -1)
+        keep = lambda t: torch.where(present, t, 0)  # noqa: E731
+        row_ids = PositionIds(keep(index // rows + 1), keep(index % rows + 1), torch.zeros_like(index), keep(3 + 0 * index))
+        return group, row_ids, present
+
     def _couple(self, i: torch.Tensor, j: torch.Tensor):
         """(row, col) ids of answer entry (i, j) in the input's frame; row -1 = none."""
         coupling = self.layout.output_coupling

@@ -44,6 +44,7 @@ REFERENCE_COUNTER = re.compile(r"^\d+\|")  # the reference code's export starts 
 # a line's own answer must be within this relative error (d1, by the problem's checks) of an answer
 # of its input: loose, as the reference answers the unrounded matrix, yet far below another problem's
 ANSWER_AGREEMENT = 0.5
+CHECKED_LINES = 256  # a training file's first lines whose answers are checked against their inputs
 
 
 def write_examples(path: str | Path, problem: Problem, examples: Examples, fmt: str = "text") -> int:
@@ -87,6 +88,7 @@ def read_examples(path: str | Path, problem: Problem,
     _check_size(path, max_bytes)
     checker = _TokenChecker(problem)
     sources, targets = _Column(), _Column()
+    first: list[tuple[int, tuple[list[str], list[str]]]] = []  # the first lines, to check their answers
     try:
         with path.open("r", encoding="utf-8") as handle:
             for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
@@ -97,12 +99,28 @@ def read_examples(path: str | Path, problem: Problem,
                                   for tokens, side in zip(pair, ("input", "output")))
                 sources.add(source)
                 targets.add(target)
+                if len(first) < CHECKED_LINES:
+                    first.append((number, pair))
     except UnicodeDecodeError:
         raise UserError(f"{path} is not a text file of examples (it is not valid UTF-8).") from None
     if not sources.lengths:
         raise UserError(f"{path} holds no examples.")
+    _check_first_answers(problem, first, path)
     pad = problem.vocab.pad_id
     return sources.padded(pad, path), targets.padded(pad, path)
+
+
+def _check_first_answers(problem: Problem, first: list, path: Path) -> None:
+    """The first lines' answers must be answers of their inputs (a file of another problem, or of
+    the right problem at another size, is refused by its first misfit line)."""
+    if not isinstance(problem, MatrixProblem):
+        return  # cotraining: each line's task is in its tokens; checked as tokens only
+    examples = Examples(inputs=[], targets=[], laws=[], dims=[], tasks=[])
+    answers, where = [], []
+    for number, pair in first:
+        answers.append(_add_test_line(examples, problem, pair, (0, 0), f"{path} line {number}", any_size=True))
+        where.append(f"{path} line {number}")
+    _check_answers(examples, problem, answers, where)
 
 
 def _check_size(path: Path, max_bytes: int) -> None:
@@ -230,8 +248,9 @@ def read_test_examples(path: str | Path, problem: MatrixProblem, sizes: tuple[in
 
 
 def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[str], list[str]],
-                   sizes: tuple[int, int], where: str) -> np.ndarray:
-    """Append one line's input (with its exact answer) to ``examples``; returns the line's own answer."""
+                   sizes: tuple[int, int], where: str, any_size: bool = False) -> np.ndarray:
+    """Append one line's input (with its exact answer) to ``examples``; returns the line's own answer.
+    ``any_size``: a training file's line, whose size is not checked against ``sizes``."""
     vocab, codecs = problem.vocab, problem.codecs
     decoded = []
     for side, tokens, encoding in zip(("input", "answer"), pair, (codecs.input, codecs.output)):
@@ -243,7 +262,7 @@ def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[
             raise UserError(f"{where}: the {side} is not a matrix in this model's {encoding.name} encoding.")
         decoded.append(matrix)
     matrix = decoded[0]
-    _check_test_input(problem, matrix, sizes, where)
+    _check_test_input(problem, matrix, None if any_size else sizes, where)
     target = problem.reference(Examples([matrix], [None], [""], [0]))[0]
     if not np.isfinite(target).all():
         raise UserError(f"{where}: {problem.name} of this input is not defined (is it singular?).")
@@ -255,12 +274,15 @@ def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[
     return decoded[1]
 
 
-def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[int, int], where: str) -> None:
+def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[int, int] | None, where: str) -> None:
+    """The input's shape fits the problem and, unless ``sizes`` is None, the model's trained sizes."""
     rows, cols = problem.operand_dims(matrix.shape)
     try:
         problem.check_input_shape(matrix.shape)
     except UserError as err:
         raise UserError(f"{where}: {err}") from None
+    if sizes is None:
+        return
     if not sizes[0] <= rows <= sizes[1] or (rows != cols and not problem.sampling.rectangular):
         raise UserError(f"{where}: a {rows}x{cols} {problem.name} input, but this model was trained on "
                         f"{size_span(*sizes)} matrices (use --dim to test other sizes).")
