@@ -61,7 +61,8 @@ def main() -> None:
             "parameters": sum(p.numel() for p in model.parameters()),
             "measured_on": f"{platform.machine()} CPU, {time.strftime('%Y-%m-%d')}",
             "weights": "float16" if args.half or card.get("weights") == "float16" else "float32",
-            "command": card.get("command") or f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"}
+            "command": card.get("command") or (f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"
+                                               + (" --half" if args.half else ""))}
     if args.rebundle:
         new["command"] += f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
     trained_with = args.trained_with or card.get("trained_with")

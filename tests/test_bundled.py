@@ -116,3 +116,19 @@ def test_evaluate_notes_sizes_outside_training(capsys):
     assert "trained on 3x3 matrices; 4x4 is outside them" in err
     assert main(["evaluate", "transpose-3x3", "--dim", "3", "--count", "8", "--json"]) == 0
     assert "outside" not in capsys.readouterr().err
+
+
+def test_bundled_5x5_eigenvalues_answer_by_value_at_any_scale(capsys):
+    """`predict eigenvalues` on a 5x5 matrix picks the continuous eigenvalues-5x5 model, whose
+    answer scales with the matrix: the same relative error at 1000 times the training range."""
+    import numpy as np
+
+    from linalgformer.problems.charton import ProblemConfig, make_problem
+
+    problem = make_problem(ProblemConfig(name="eigenvalues", dim=5, encoding="continuous"))
+    matrix = problem.sample(np.random.default_rng(3), 1).inputs[0]
+    errors = []
+    for scale in (1.0, 1000.0):
+        assert main(["predict", "eigenvalues", "--matrix", json.dumps((scale * matrix).tolist()), "--json"]) == 0
+        errors.append(json.loads(capsys.readouterr().out)["error"])
+    assert errors[0] < 0.05 and abs(errors[1] - errors[0]) < 1e-4
