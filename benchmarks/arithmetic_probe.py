@@ -57,7 +57,8 @@ def command(name: str, overrides: dict, args) -> list[str]:
     common = {"problem.dim": 1, "train.threads": 1, "train.max_minutes": args.minutes, "train.eval_every": 100,
               "train.log_every": 50, "train.checkpoint_every": 1000, "train.target_metric": 0.995,
               "train.max_steps": 100000}
-    sets = [a for k, v in {**common, **base, **overrides}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    budget = {"train.max_minutes": args.minutes}  # the cpu recipe's own hour does not apply here
+    sets = [a for k, v in {**common, **base, **budget, **overrides}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
     return [sys.executable, "-m", "linalgformer", "train", "--config", f"configs/{preset}.yaml",
             "--out", str(run_dir(name, args)), "--quiet", *sets]
 

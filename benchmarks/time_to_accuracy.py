@@ -111,6 +111,7 @@ def model_line(run_dir: Path) -> str:
     m, p = config["model"], config["problem"]
     extras = (", values" if m.get("value_features") else "") + (", bias" if m.get("position_bias") else "")
     extras += f", {m['ffn']}" if m.get("ffn", "relu") != "relu" else ""
+    extras += ", row tokens" if m.get("input_units") == "rows" else ""
     coders = f"{p.get('input_encoding') or p['encoding']} -> {p.get('output_encoding') or p['encoding']}"
     return f"{m['enc_layers']}+{m['dec_layers']} x {m['width']}, {m['positions']} pos.{extras}, {coders}"
 
@@ -156,7 +157,9 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, problem in zip(axes.flat, problems):
         for r in (r for r in rows if r["problem"] == problem):
             ax.plot([m for m, _ in r["curve"]], [a for _, a in r["curve"]], marker=".", label=r["recipe"])
-        ax.set(title=problem, xlabel="minutes (one thread)", ylabel="validation acc at 5%", ylim=(-0.02, 1.02))
+        budget = max(r["budget"] for r in rows if r["problem"] == problem)
+        ax.set(title=problem, xlabel="minutes (one thread)", ylabel="validation acc at 5%", ylim=(-0.02, 1.02),
+               xlim=(0, budget))
         ax.legend()
     for ax in list(axes.flat)[len(problems):]:
         ax.axis("off")
