@@ -32,6 +32,13 @@ checkpoints do not depend on it.
 ``encoder_only=True`` drops the decoder: logits for output position i are read linearly from encoder
 position i (the output must be no longer than the padded input).
 
+Numbers by value (the ``continuous`` encoding, :mod:`linalgformer.models.number_values`): with
+``num_id`` the source's ``<num>`` tokens also embed the values passed beside the ids (and with
+``model.input_units: rows`` each row of each operand becomes one token); with ``regression`` the
+token decoder and read-out are replaced by one query per answer entry and a linear read-out of one
+number each (:meth:`Seq2Seq.regress`, reached through ``forward`` with ``shapes``). A gated FFN
+(``model.ffn: swiglu | bilinear``) replaces the ReLU FFN in every block when asked.
+
 Decoding (greedy, beam search) lives in :mod:`linalgformer.models.charton_decoding`; it uses
 :meth:`Seq2Seq.start_cache` and :meth:`Seq2Seq.decode_step`, which run one new position at a time
 against a :class:`DecoderCache` of past self-attention keys/values and the memory's cross-attention
