@@ -65,7 +65,7 @@ def test_every_bundled_charton_model_answers_by_its_problem_name(capsys):
         matrix = rng.uniform(-5, 5, size=(dim, dim))
         if card["problem"] in ("eigenvalues", "eigenvectors", "syminverse"):
             matrix = (matrix + matrix.T) / 2
-        elif card["problem"] == "matrix_sum":
+        elif card["problem"] in ("matrix_sum", "matrix_product"):
             matrix = rng.uniform(-5, 5, size=(dim, 2 * dim))
         elif card["problem"] == "matrix_vector":
             matrix = rng.uniform(-5, 5, size=(dim, dim + 1))
