@@ -205,8 +205,12 @@ class Experiment(BaseExperiment):
                  **_: Any) -> dict[str, Any]:
         per_case, rows = [], []
         for problem, examples in self.test_sets(count, seed, distribution, dims, data, bound):
-            decoded, preds = self.answers(model, problem, examples, device, beam)
-            scores = problem.score(examples, preds) if preds is not None else problem.score_matrices(examples, decoded)
+            if self.values_out:  # answers as numbers; tokens are decoded (once) by the scoring itself
+                decoded, preds = self.answers(model, problem, examples, device, beam)
+                scores = problem.score_matrices(examples, decoded)
+            else:
+                decoded, preds = None, self.predict(model, problem, examples, device, beam)
+                scores = problem.score(examples, preds)
             per_case.append(scores)
             if predictions is not None:
                 rows.extend(prediction_rows(problem, examples, decoded, preds, scores))
@@ -363,15 +367,16 @@ def concat_scores(parts: list[Scores]) -> Scores:
                   [x for p in parts for x in p.laws], [x for p in parts for x in p.dims])
 
 
-def prediction_rows(problem, examples: Examples, decoded: list[np.ndarray | None], preds: list[list[int]] | None,
-                    scores: Scores) -> list[dict]:
+def prediction_rows(problem, examples: Examples, decoded: list[np.ndarray | None] | None,
+                    preds: list[list[int]] | None, scores: Scores) -> list[dict]:
+    """One JSON row per example; the prediction as its tokens, or (a continuous answer) as numbers."""
     src, tgt = problem.encode(examples)
     rows = []
-    for i, answer in enumerate(decoded):
+    for i in range(len(examples)):
         if preds is not None:
             prediction = " ".join(problem.vocab.to_strings(preds[i]))
         else:
-            prediction = " ".join(matrix_tokens(problem.codecs.output, answer)) if answer is not None else ""
+            prediction = " ".join(matrix_tokens(problem.codecs.output, decoded[i])) if decoded[i] is not None else ""
         rows.append({"input": sequence_text(problem.vocab, src, i), "target": sequence_text(problem.vocab, tgt, i),
                      "prediction": prediction,
                      "law": scores.laws[i], "dim": int(scores.dims[i]), "valid": bool(scores.valid[i]),
