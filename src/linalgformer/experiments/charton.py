@@ -56,6 +56,9 @@ class Experiment(BaseExperiment):
         if (self.values_in or self.values_out) and config.train.data_file:
             raise UserError("train.data_file holds token text: a continuous encoding draws fresh examples "
                             "(drop train.data_file or use a token encoding).")
+        if config.model.value_loss and (config.train.data_file or self.values_out):
+            raise UserError("model.value_loss regresses the values of freshly drawn token answers: it cannot be used "
+                            "with train.data_file or a continuous answer.")
         self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
         self.stages = curriculum_problems(config.problem)
         if self.stages and self.file_data is not None:
@@ -118,7 +121,7 @@ class Experiment(BaseExperiment):
                  "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
         if src.values is not None:
             batch["src_values"] = torch.from_numpy(src.values.astype(np.float64))
-        if self.values_out and examples is not None:
+        if (self.values_out or self.config.model.value_loss) and examples is not None:
             batch.update(answer_tensors(self.train_problem, examples))
         return batch
 
@@ -133,20 +136,29 @@ class Experiment(BaseExperiment):
             return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
         buckets = 1 if self.config.model.encoder_only else self.config.train.length_buckets  # reads out source positions
         chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
-        values = batch.get("src_values")
+        values, weight = batch.get("src_values"), self.config.model.value_loss
+        answers = (batch["tgt_values"], batch["tgt_mask"]) if weight else None
         if chunks is None:
-            return self._token_loss(model, batch["src_ids"], batch["src_len"], batch["tgt_ids"], "mean", values)
-        total = sum(self._token_loss(model, batch["src_ids"][idx, : int(batch["src_len"][idx].max())],
-                                     batch["src_len"][idx], batch["tgt_ids"][idx, : int(batch["tgt_len"][idx].max())],
-                                     "sum", None if values is None else values[idx, : int(batch["src_len"][idx].max())])
-                    for idx in chunks)
-        return total / (batch["tgt_len"] - 1).sum()
+            chunks = [torch.arange(len(batch["src_len"]))]
+        token_sum, value_sum = 0.0, 0.0
+        for idx in chunks:
+            s, t = int(batch["src_len"][idx].max()), int(batch["tgt_len"][idx].max())
+            tokens, entries = self._token_loss(model, batch["src_ids"][idx, :s], batch["src_len"][idx],
+                                               batch["tgt_ids"][idx, :t], None if values is None else values[idx, :s],
+                                               None if answers is None else (answers[0][idx], answers[1][idx]))
+            token_sum, value_sum = token_sum + tokens, value_sum + entries
+        loss = token_sum / (batch["tgt_len"] - 1).sum()
+        return loss + weight * value_sum / len(batch["src_len"]) if weight else loss
 
     def _token_loss(self, model, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
-                    reduction: str, values: torch.Tensor | None = None) -> torch.Tensor:
-        logits = model(src, src_len, tgt[:, :-1], values)  # (B, T-1, K): K answer tokens
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
-                               ignore_index=-100, reduction=reduction)
+                    values: torch.Tensor | None = None, answers: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """(summed token cross-entropy, summed auxiliary value error (0 without ``answers``: the
+        targets in their units and which exist, as :func:`answer_tensors`))."""
+        out = model(src, src_len, tgt[:, :-1], values, entry_values=answers is not None)  # (B, T-1, K): K answer tokens
+        logits = out[0] if answers is not None else out
+        tokens = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
+                                 ignore_index=-100, reduction="sum")
+        return tokens, (entry_value_error(*out[1:], *answers).sum() if answers is not None else 0.0)
 
     def answer_ids(self) -> list[int]:
         """The token ids the model reads out: :func:`answer_token_ids`, or every id when
@@ -431,10 +443,24 @@ def from_units(problem, examples: Examples, z: np.ndarray) -> list[np.ndarray]:
 
 def relative_error_loss(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of sum |z - t| / sum |t| over each answer's entries: the verifiers' d1."""
-    mask = mask.to(z.device)
-    error = ((z - target.to(z.device)).abs() * mask).sum(1)
-    size = (target.to(z.device).abs() * mask).sum(1)
-    return (error / size.clamp_min(1e-6)).mean()
+    return relative_errors(z, target.to(z.device), mask.to(z.device)).mean()
+
+
+def relative_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,): sum |z - t| / sum |t| over each row's ``mask``ed places."""
+    error = ((z - target).abs() * mask).sum(1)
+    size = (target.abs() * mask).sum(1)
+    return error / size.clamp_min(1e-6)
+
+
+def entry_value_error(z: torch.Tensor, entries: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``model.value_loss``: (B,) the relative error of the values z (B, T) that the decoder positions
+    read out for the answer entries ``entries`` (B, T) (-1: none) whose tokens they predict, against
+    the targets (B, P) in their units (every token of an entry is held to the entry's value)."""
+    target, mask = target.to(z.device), mask.to(z.device)
+    index = entries.clamp(min=0)
+    real = (entries >= 0) & mask.gather(1, index)
+    return relative_errors(z, target.gather(1, index), real)
 
 
 # ----------------------------------------------------------------------------- read-out and sizes

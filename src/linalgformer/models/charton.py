@@ -87,6 +87,7 @@ class ModelConfig:
     number_features: str = "auto"  # continuous input: auto | relative | absolute | xval (models/number_values.py)
     ffn: str = "relu"  # relu (paper) | swiglu | bilinear: gated FFNs multiply features (FeedForward)
     input_units: str = "entries"  # continuous input: one token per entry, or per row of each operand
+    value_loss: float = 0.0  # token answers: weight of an auxiliary loss, each answer token's state regresses its entry's value
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -106,6 +107,9 @@ class ModelConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.position_bias and self.positions != "matrix":
             raise ValueError("model.position_bias needs model.positions=matrix (the ids it compares)")
+        if self.value_loss and (self.positions != "matrix" or self.encoder_only):
+            raise ValueError("model.value_loss needs model.positions=matrix (which answer entry each token "
+                             "writes) and a decoder")
         if self.ffn_ratio <= 0 or self.max_len < 1:
             raise ValueError(f"ffn_ratio ({self.ffn_ratio}) and max_len ({self.max_len}) must be positive")
 
@@ -120,6 +124,7 @@ MODEL_RULES = {
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
+    "value_loss": at_least(0.0),
 }
 
 
@@ -344,6 +349,8 @@ class Seq2Seq(nn.Module):
             raise ValueError("the continuous encoding needs model.positions=matrix (its entries' places)")
         if regression and cfg.encoder_only:
             raise ValueError("a continuous answer needs a decoder (model.encoder_only=false)")
+        if cfg.value_loss and regression:
+            raise ValueError("model.value_loss is for token answers: a continuous answer is read out as values already")
         if cfg.input_units == "rows" and num_id is None:
             raise ValueError("model.input_units=rows needs a continuous input (one token per entry to pool)")
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
@@ -382,6 +389,8 @@ class Seq2Seq(nn.Module):
             self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
         if not regression:
             self.head = nn.Linear(cfg.width, vocab_size)
+        if cfg.value_loss and not regression:  # the auxiliary read-out of each answer token's entry value
+            self.entry_value = nn.Linear(cfg.width, 1)
         self.apply(self._init_weights)
         if regression:
             nn.init.normal_(self.answer_query, std=0.02)
@@ -461,9 +470,11 @@ class Seq2Seq(nn.Module):
         return self.enc_norm(x), mask
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
-               src: torch.Tensor | None = None) -> torch.Tensor:
+               src: torch.Tensor | None = None, entry_values: bool = False):
         """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``.
-        ``src`` (the source ids) is needed with ``position_bias``."""
+        ``src`` (the source ids) is needed with ``position_bias``. With ``entry_values`` (a model
+        with ``value_loss``) also (B, T) the value each position reads out for the answer entry
+        whose token it predicts, and (B, T) that entry's row-major index (-1: none)."""
         ids = self.matrix_positions.target(tgt_in) if self.cfg.positions == "matrix" else None
         pos = None if ids is None else self.matrix_positions.embed(ids)
         x = self.tgt_embed(tgt_in, pos_emb=pos, value_emb=self.value_embedding(tgt_in))
@@ -471,7 +482,10 @@ class Seq2Seq(nn.Module):
             mem_mask = self.matrix_positions.bias(ids, self._source_ids(src), mem_mask)
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
-        return self.logits(self.dec_norm(x))
+        h = self.dec_norm(x)
+        if entry_values:
+            return self.logits(h), self.entry_value(h)[..., 0].float(), self.matrix_positions.answer_entries(tgt_in)
+        return self.logits(h)
 
     def row_tokens(self, src: torch.Tensor, ids: PositionIds,
                    values: torch.Tensor | None) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
@@ -520,11 +534,13 @@ class Seq2Seq(nn.Module):
         return self.value_head(self.dec_norm(x))[..., 0].float().masked_fill(~real, 0.0)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor | None = None,
-                values: torch.Tensor | None = None, shapes: torch.Tensor | None = None) -> torch.Tensor:
+                values: torch.Tensor | None = None, shapes: torch.Tensor | None = None,
+                entry_values: bool = False):
         """Teacher forcing: logits (B, T, K) over ``output_ids`` (K = V unless restricted); position i
         predicts the token after tgt_in[:, i]. ``values``: a continuous input's numbers. A model with
         a continuous answer returns :meth:`regress` of the answers' ``shapes`` instead (through
-        ``forward``, so that DistributedDataParallel sees the call).
+        ``forward``, so that DistributedDataParallel sees the call). ``entry_values``: also return
+        :meth:`decode`'s entry values (the auxiliary loss of ``model.value_loss``).
 
         Encoder-only models ignore tgt_in's values and read position i from encoder position i."""
         if self.regression:
@@ -534,7 +550,7 @@ class Seq2Seq(nn.Module):
         memory, mask = self.encode(src, src_len, values)
         if self.cfg.encoder_only:
             return self.read_out(memory, tgt_in.shape[1])
-        return self.decode(tgt_in, memory, mask, src)
+        return self.decode(tgt_in, memory, mask, src, entry_values=entry_values)
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
         """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""

@@ -184,14 +184,27 @@ class MatrixPositions(nn.Module):
         second = j >= width
         return torch.where(second, 2, 1), i, torch.where(second, j - width, j)
 
-    def target(self, prefix: torch.Tensor) -> PositionIds:
-        """Ids of the token each decoder input position predicts: prefix (B, T) starts with <bos>."""
+    def _answer_place(self, prefix: torch.Tensor):
+        """What :meth:`target` and :meth:`answer_entries` read off a decoder prefix (B, T): the
+        header masks, the answer's columns (B, 1), the index of the entry each position writes
+        into, the index inside its number, and which positions continue or open an entry."""
         first, second, rows, cols = self._header(prefix)
         ends = self.ends[prefix].bool()
         entry = ends.long().cumsum(1)  # numbers finished so far = index of the next entry
         inner = self._number_slot(prefix)
         inside = self.numbers[prefix].bool() & (inner >= 0) & ~ends
         opens = (second | ends) & (entry < rows * cols)
+        return first, second, cols, entry, inner, inside, opens
+
+    def answer_entries(self, prefix: torch.Tensor) -> torch.Tensor:
+        """(B, T): the row-major index of the answer entry whose token each decoder input position
+        predicts (every token of the entry's number), -1 where it predicts none (the header, <eos>)."""
+        _, _, _, entry, _, inside, opens = self._answer_place(prefix)
+        return torch.where(opens | inside, entry, -1)
+
+    def target(self, prefix: torch.Tensor) -> PositionIds:
+        """Ids of the token each decoder input position predicts: prefix (B, T) starts with <bos>."""
+        first, second, cols, entry, inner, inside, opens = self._answer_place(prefix)
         in_answer = opens | inside
         slot = torch.where(inside, 4 + inner.clamp(max=NUMBER_SLOTS - 2), torch.where(opens, 3, 0))
         bos = torch.zeros_like(first)
