@@ -129,3 +129,29 @@ def test_a_training_file_of_another_problem_is_refused_by_its_line(written, trai
                  "--set", f"train.data_file={data}", "--max-steps", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert words in err and "line 1" in err and not run.exists()
+
+
+def test_sign_agreement_tells_a_model_that_ignores_the_question_from_one_that_reads_it():
+    problem = make_problem(ProblemConfig(name="matrix_vector", dim=3, encoding="P1000"))
+    examples = problem.sample(np.random.default_rng(8), 200)
+
+    def signs(answers):
+        ids = problem.encode(type(examples)(examples.inputs, answers, examples.laws, examples.dims))[1]
+        preds = [ids.ids[i, : ids.lengths[i]].tolist() for i in range(len(examples))]
+        return analyze_examples(problem, examples, preds)
+    right = signs(examples.targets).signs
+    assert right["sign agreement"] == 1.0 and right["correlation"] > 0.999 and right["entries"] == 600
+    shuffled = signs([examples.targets[(i + 1) % 200] for i in range(200)]).signs  # plausible answers, other questions
+    assert abs(shuffled["sign agreement"] - 0.5) < 0.08 and abs(shuffled["correlation"]) < 0.15
+    flipped = signs([-t for t in examples.targets])
+    assert flipped.signs["sign agreement"] == 0.0 and flipped.signs["correlation"] < -0.999
+    # M^T v has signed entries: a flipped answer is wrong entry by entry (only eigenvectors and
+    # singular vectors are compared up to each column's sign)
+    # (up to entries near 0, which are within 5% of the answer's mean size either way)
+    assert all(r["acc@0.05"] < 0.1 for r in flipped.rows if r["group"] == "entry")
+
+
+def test_analyze_prints_the_sign_line(capsys):
+    assert main(["analyze", "matvec-3x3", "--count", "50", "--out", "/dev/null"]) == 0
+    out = capsys.readouterr().out
+    assert "have the target's sign (a coin toss: 50%)" in out

@@ -10,8 +10,12 @@ against each number, in bins holding equal shares of the examples (quantiles):
   distance between consecutive eigenvalues over max |lambda| (close eigenvalues make eigenvectors
   hard);
 * ``entry (i, j)``: per answer entry (per eigenvalue rank for eigenvalues), the share of answers
-  whose entry is within tau * mean |target| of the target (column signs aligned first, as the
-  verifier accepts any sign);
+  whose entry is within tau * mean |target| of the target (for eigenvectors and singular vectors
+  column signs aligned first, as their verifiers accept any sign);
+* ``signs``: over every entry of the decoded answers of the common shape, the share whose sign is
+  the target's (0.5 is a coin toss; columns aligned as above) and the correlation of the entries
+  with the targets': a model that writes plausible numbers unrelated to the question scores 0.5
+  and 0 however its accuracy reads;
 * for eigenvectors, which checks held at each tolerance: eigenvalues (row 0 against the target's,
   d1), unit norms (max | ||q_i|| - 1 |), orthogonality (Q^T Q - I against I), Q^T M Q - diag(lambda)
   (against diag(lambda)).
@@ -49,11 +53,17 @@ class Analysis:
     rows: list[dict] = field(default_factory=list)
     values: dict[str, np.ndarray] = field(default_factory=dict)
     correct: dict[float, np.ndarray] = field(default_factory=dict)
+    signs: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> str:
         header = ["group", "bin", "count"] + [f"tol {tau:g}" for tau in TOLERANCES]
         body = [[r["group"], r["bin"], r["count"]] + [r[f"acc@{tau:g}"] for tau in TOLERANCES] for r in self.rows]
-        return render_table(header, body)
+        lines = [render_table(header, body)]
+        if self.signs:
+            lines.append(f"signs: {self.signs['sign agreement']:.1%} of {self.signs['entries']:,} answer entries have "
+                         f"the target's sign (a coin toss: 50%); correlation with the targets "
+                         f"{self.signs['correlation']:.3f}")
+        return "\n".join(lines)
 
     def plot(self, out: str | Path) -> Path:
         """One PNG: accuracy at 5% per feature bin, per answer entry and (eigenvectors) per property."""
@@ -88,7 +98,8 @@ def analyze_examples(problem: MatrixProblem, examples: Examples, predictions: li
     result.values = feature_values(problem, examples, decoded)
     for name, values in result.values.items():
         result.rows += binned_rows(name, values, scores.correct, bins)
-    result.rows += entry_rows(examples, decoded)
+    result.rows += entry_rows(examples, decoded, problem.sign_free_columns)
+    result.signs = sign_agreement(examples, decoded, problem.sign_free_columns)
     if problem.name == "eigenvectors":
         result.rows += eigenvector_rows(examples, decoded)
     return result
@@ -127,14 +138,35 @@ def accuracy_row(group: str, label: str, verdicts: dict[float, np.ndarray]) -> d
             **{f"acc@{tau:g}": float(v.mean()) if count else float("nan") for tau, v in verdicts.items()}}
 
 
-def entry_rows(examples: Examples, decoded: list) -> list[dict]:
-    """Per answer entry: the share of answers whose entry is within tau * mean |target| of it.
-    Only the most common answer shape is counted (sizes may vary); an undecoded answer is wrong."""
+def common_shape(examples: Examples, decoded: list, align: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, predictions) (N, r, c) of the answers of the most common shape (sizes may vary),
+    NaN where undecoded; with ``align`` each predicted column's sign matched to the target's."""
     shapes = [t.shape for t in examples.targets]
     shape = max(set(shapes), key=shapes.count)
     index = [i for i, s in enumerate(shapes) if s == shape]
     targets = np.stack([examples.targets[i] for i in index])
-    preds = np.stack([aligned(decoded[i], examples.targets[i]) for i in index])
+    return targets, np.stack([aligned(decoded[i], examples.targets[i], align) for i in index])
+
+
+def sign_agreement(examples: Examples, decoded: list, align: bool = False) -> dict[str, float]:
+    """Over the decoded entries of the common shape with a nonzero target: the share of signs the
+    prediction gets right and the prediction's correlation with the target ({} when none)."""
+    targets, preds = common_shape(examples, decoded, align)
+    keep = np.isfinite(preds) & (targets != 0)
+    t, p = targets[keep], preds[keep]
+    if len(t) < 2:
+        return {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = float(np.corrcoef(p, t)[0, 1]) if np.std(p) > 0 and np.std(t) > 0 else 0.0
+    return {"entries": int(len(t)), "sign agreement": float(np.mean(np.sign(p) == np.sign(t))),
+            "correlation": correlation}
+
+
+def entry_rows(examples: Examples, decoded: list, align: bool = False) -> list[dict]:
+    """Per answer entry: the share of answers whose entry is within tau * mean |target| of it.
+    Only the most common answer shape is counted (sizes may vary); an undecoded answer is wrong."""
+    targets, preds = common_shape(examples, decoded, align)
+    shape = targets.shape[1:]
     scale = np.abs(targets).mean(axis=(1, 2), keepdims=True)
     with np.errstate(invalid="ignore"):
         error = np.abs(preds - targets) / np.where(scale > 0, scale, 1.0)  # NaN for undecoded: never within
@@ -145,10 +177,12 @@ def entry_rows(examples: Examples, decoded: list) -> list[dict]:
     return rows
 
 
-def aligned(prediction: np.ndarray | None, target: np.ndarray) -> np.ndarray:
-    """The prediction with each column's sign matched to the target's (NaN where there is none)."""
+def aligned(prediction: np.ndarray | None, target: np.ndarray, align: bool = True) -> np.ndarray:
+    """The prediction with (``align``) each column's sign matched to the target's (NaN where there is none)."""
     if prediction is None:
         return np.full(target.shape, np.nan)
+    if not align:
+        return prediction
     signs = np.where((prediction * target).sum(axis=0) < 0, -1.0, 1.0)
     return prediction * signs
 

@@ -49,6 +49,7 @@ class MatrixProblem(Problem):
     # continuous answers (models.number_values): the answer scales as s**output_degree when the
     # input is multiplied by s (A + B: 1, M^T v: 2, A^-1: -1); see ``output_degrees``
     output_degree = 1
+    sign_free_columns = False  # the verifier accepts each answer column up to its sign (eigenvectors)
 
     def __init__(self, sampling: Sampling, codecs: Codecs):
         self.sampling = sampling

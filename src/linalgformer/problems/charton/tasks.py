@@ -96,6 +96,7 @@ class Eigenvalues(MatrixProblem):
 class Eigenvectors(MatrixProblem):
     name, summary = "eigenvectors", "symmetric M -> [lambda; Q]"
     symmetric = square = True
+    sign_free_columns = True
 
     def output_degrees(self, rows, cols):
         return values_then_vectors(self.output_shape(rows, cols))
@@ -157,6 +158,7 @@ class SingularValues(MatrixProblem):
 
 class SingularVectors(MatrixProblem):
     name, summary = "singularvectors", "A -> [sigma; U; V]"
+    sign_free_columns = True
 
     def output_degrees(self, rows, cols):
         return values_then_vectors(self.output_shape(rows, cols))
