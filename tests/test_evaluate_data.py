@@ -8,6 +8,7 @@ import pytest
 import linalgformer as lf
 from linalgformer.analysis import analyze_examples
 from linalgformer.cli import main
+from linalgformer.experiments.registry import build_experiment
 from linalgformer.problems.charton import ProblemConfig, make_problem
 from linalgformer.problems.charton.datafile import example_lines, read_test_examples
 
@@ -155,3 +156,28 @@ def test_analyze_prints_the_sign_line(capsys):
     assert main(["analyze", "matvec-3x3", "--count", "50", "--out", "/dev/null"]) == 0
     out = capsys.readouterr().out
     assert "have the target's sign (a coin toss: 50%)" in out
+
+
+@pytest.mark.parametrize("encoding,kinds", [
+    ("P1000", ["dim", "dim"] + ["sign", "mantissa", "exponent"] * 4 + ["<eos>"]),
+    ("P10", ["dim", "dim"] + ["sign", "digit 1", "digit 2", "digit 3", "exponent"] * 4 + ["<eos>"]),
+    ("FP15", ["dim", "dim"] + ["number"] * 4 + ["<eos>"]),
+])
+def test_token_labels_name_what_each_answer_token_writes(encoding, kinds):
+    config = lf.preset("transpose-5x5", overrides={"problem.dim": 2, "problem.encoding": encoding})
+    experiment = build_experiment(config)
+    _, tgt = experiment.problem.encode(experiment.problem.sample(np.random.default_rng(0), 3))
+    labels = experiment.token_labels(tgt)
+    assert labels.shape == (3, tgt.ids.shape[1] + 1)
+    assert all(list(row[: len(kinds)]) == kinds for row in labels)
+
+
+def test_a_model_that_learned_its_problem_ranks_every_kind_of_token_first():
+    model = lf.load("transpose-3x3")
+    problem = model.experiment.problem
+    accuracy = model.experiment.token_accuracy(model.module, problem, problem.sample(np.random.default_rng(1), 100),
+                                               model.device)
+    assert set(accuracy) == {"dim", "sign", "mantissa", "exponent", "<eos>"}
+    assert min(accuracy.values()) > 0.98
+    analysis = model.analyze(50)
+    assert "next-token accuracy given the true answer so far: dim" in analysis.table()

@@ -16,6 +16,9 @@ against each number, in bins holding equal shares of the examples (quantiles):
   the target's (0.5 is a coin toss; columns aligned as above) and the correlation of the entries
   with the targets': a model that writes plausible numbers unrelated to the question scores 0.5
   and 0 however its accuracy reads;
+* ``tokens`` (token answers): the share of each kind of answer token (sign, mantissa, exponent,
+  P10's digits, ...) that the model ranks first when given the true answer so far (teacher
+  forcing): which part of a number it has not learned;
 * for eigenvectors, which checks held at each tolerance: eigenvalues (row 0 against the target's,
   d1), unit norms (max | ||q_i|| - 1 |), orthogonality (Q^T Q - I against I), Q^T M Q - diag(lambda)
   (against diag(lambda)).
@@ -54,6 +57,7 @@ class Analysis:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     correct: dict[float, np.ndarray] = field(default_factory=dict)
     signs: dict[str, float] = field(default_factory=dict)
+    tokens: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> str:
         header = ["group", "bin", "count"] + [f"tol {tau:g}" for tau in TOLERANCES]
@@ -63,6 +67,9 @@ class Analysis:
             lines.append(f"signs: {self.signs['sign agreement']:.1%} of {self.signs['entries']:,} answer entries have "
                          f"the target's sign (a coin toss: 50%); correlation with the targets "
                          f"{self.signs['correlation']:.3f}")
+        if self.tokens:
+            parts = ", ".join(f"{kind} {self.tokens[kind]:.1%}" for kind in sorted(self.tokens, key=token_order))
+            lines.append(f"next-token accuracy given the true answer so far: {parts}")
         return "\n".join(lines)
 
     def plot(self, out: str | Path) -> Path:
@@ -82,6 +89,12 @@ class Analysis:
         fig.suptitle(f"{self.problem}: where the model fails ({self.count} examples)")
         fig.tight_layout()
         return save(fig, Path(out))
+
+
+def token_order(kind: str) -> tuple[int, str]:
+    """Answer token kinds in the order a number is written."""
+    ranks = {"dim": 0, "sign": 1, "mantissa": 2, "number": 2, "exponent": 4, "<eos>": 5}
+    return ranks.get(kind, 3), kind
 
 
 def analyze_examples(problem: MatrixProblem, examples: Examples, predictions: list[list[int]] | None,

@@ -117,14 +117,17 @@ class Model:
                 seed: int = TEST_SEED, bins: int = 5) -> Analysis:
         """Where the model fails (``linalgformer analyze``): accuracy against the input's and the
         predicted answer's condition numbers, the eigenvalues' spread and gap, per answer entry
-        and, for eigenvectors, per property; see :mod:`linalgformer.analysis`."""
+        and, for eigenvectors, per property; the answers' signs; and, for token answers, each kind
+        of answer token's teacher-forced accuracy; see :mod:`linalgformer.analysis`."""
         check_count(count)
         if self.config.family != "charton":
             raise UserError(f"analyze studies tokenized (charton) models, not the {self.config.family} family.")
         sets = self.experiment.test_sets(count, seed, distribution, None, None if data is None else Path(data))
         problem, examples = sets[0] if len(sets) == 1 else (sets[0][0], join_examples([e for _, e in sets]))
         answers, preds = self.experiment.answers(self.module, problem, examples, self.device)
-        return analyze_examples(problem, examples, preds, bins=bins, answers=answers)
+        result = analyze_examples(problem, examples, preds, bins=bins, answers=answers)
+        result.tokens = self.experiment.token_accuracy(self.module, problem, examples, self.device)
+        return result
 
 
 def load(name_or_run_dir: str | Path, device: str = "auto") -> Model:

@@ -194,7 +194,9 @@ def add_analyze(sub) -> None:
     p = sub.add_parser("analyze", help="where a model fails: accuracy by condition number, eigenvalue spread, entry",
                        description="Score a model on a test set and print accuracy against the input's and the "
                                    "answer's condition numbers, the eigenvalues' spread and gap, per answer entry "
-                                   "and (eigenvectors) per property; one table and one PNG.")
+                                   "and (eigenvectors) per property; then the share of answer entries with the "
+                                   "right sign and, for token answers, each kind of answer token's accuracy "
+                                   "given the true answer so far (sign, mantissa, exponent); one table and one PNG.")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory or a bundled model")
     p.add_argument("--data", type=Path, default=None, metavar="FILE",
                    help="analyze the examples of FILE (as evaluate --data) instead of a fresh test set")

@@ -279,6 +279,49 @@ class Experiment(BaseExperiment):
                 out[row] = tokens
         return out
 
+    def token_accuracy(self, model, problem, examples: Examples, device: torch.device) -> dict[str, float]:
+        """Teacher forcing on ``examples`` (the true answer so far given): the share of next tokens
+        the model ranks first, by what the token writes: ``sign``, ``mantissa``, ``exponent``,
+        ``digit k`` (P10's k-th digit), ``number`` (FP15), ``dim`` (the answer's shape), ``<eos>``.
+        Where a token answer goes wrong: a sign at 50% is a coin toss. {} for a continuous answer."""
+        if self.values_out:
+            return {}
+        src, tgt = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        labels = self.token_labels(tgt)
+        batch = self.tensors(src, tgt)
+        right: dict[str, list[int]] = {}
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(examples), EVAL_BATCH):
+                rows = slice(start, start + EVAL_BATCH)
+                s, t = int(batch["src_len"][rows].max()), int(batch["tgt_len"][rows].max())
+                tgt_ids = batch["tgt_ids"][rows, :t].to(device)
+                values = batch.get("src_values")
+                logits = model(batch["src_ids"][rows, :s].to(device), batch["src_len"][rows].to(device),
+                               tgt_ids[:, :-1], None if values is None else values[rows, :s].to(device))
+                hit = (logits.argmax(-1) == self.target_classes(tgt_ids[:, 1:])).cpu().numpy()
+                for label, ok in zip(labels[rows, : t - 1].ravel(), hit.ravel()):
+                    if label:
+                        right.setdefault(label, []).append(int(ok))
+        return {label: float(np.mean(v)) for label, v in right.items()}
+
+    def token_labels(self, tgt: Sequences) -> np.ndarray:
+        """(N, T + 1) what each answer token writes (see :meth:`token_accuracy`), aligned with the
+        targets of teacher forcing (the answer, then <eos>); "" for padding."""
+        kinds = np.array(self.vocab.token_kinds(), dtype=object)
+        out = np.full((len(tgt.lengths), tgt.ids.shape[1] + 1), "", dtype=object)
+        for i, n in enumerate(tgt.lengths):
+            digit = 0
+            for t, token in enumerate(tgt.ids[i, :n]):
+                kind = kinds[token]
+                digit = digit + 1 if kind == "digit" else 0
+                out[i, t] = f"digit {digit}" if kind == "digit" else kind
+            out[i, n] = "<eos>"
+        if not (out == "digit 2").any():  # one digit token per number: P1000's mantissa
+            out[out == "digit 1"] = "mantissa"
+        return out
+
     def predict_matrices(self, model, matrices: list[np.ndarray], beam: int = 1) -> list[np.ndarray | None]:
         """The decoded answers to user matrices, in batches (all NaN where the output is not a matrix
         of the answer's shape); each matrix is checked as ``predict`` checks it."""
