@@ -112,6 +112,8 @@ def model_line(run_dir: Path) -> str:
     extras = (", values" if m.get("value_features") else "") + (", bias" if m.get("position_bias") else "")
     extras += f", {m['ffn']}" if m.get("ffn", "relu") != "relu" else ""
     extras += ", row tokens" if m.get("input_units") == "rows" else ""
+    extras += ", value loss" if m.get("value_loss") else ""
+    extras += ", size curriculum" if p.get("curriculum") else ""
     coders = f"{p.get('input_encoding') or p['encoding']} -> {p.get('output_encoding') or p['encoding']}"
     return f"{m['enc_layers']}+{m['dec_layers']} x {m['width']}, {m['positions']} pos.{extras}, {coders}"
 
