@@ -169,13 +169,14 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def compare(run_dirs: list[str]) -> str:
-    """Validation accuracy at 5% and median d1 of several runs after the same numbers of examples."""
+def compare(run_dirs: list[str], every: int = 0) -> str:
+    """Validation accuracy at 5% and median d1 of several runs after the same numbers of examples
+    (every evaluation, or only after multiples of ``every`` examples)."""
     curves = {Path(d).name: {r["examples"]: r for r in read_metrics(Path(d)) if r.get("kind") == "eval"}
               for d in run_dirs}
     head = "| examples | " + " | ".join(f"{name}: acc 5%, median d1 (minutes)" for name in curves) + " |"
     lines = [head, "|---|" + "---|" * len(curves)]
-    for examples in sorted({e for curve in curves.values() for e in curve}):
+    for examples in sorted({e for curve in curves.values() for e in curve if not every or e % every == 0}):
         cells = [cell(curve.get(examples)) for curve in curves.values()]
         lines.append(f"| {examples:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -200,11 +201,13 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="read the runs already there, train nothing")
     parser.add_argument("--plot", type=Path, help="write validation accuracy against minutes here (PNG)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--every", type=int, default=0, metavar="N",
+                        help="with --compare: only the rows after multiples of N examples")
     parser.add_argument("--compare", nargs="+", metavar="RUN",
                         help="only print these runs' validation curves side by side, by examples seen")
     args = parser.parse_args()
     if args.compare:
-        print(compare(args.compare))
+        print(compare(args.compare, args.every))
         return
     cases = [(p, r) for p in args.problems.split(",") for r in args.recipes.split(",")]
     unknown = [p for p, _ in cases if p not in PRESETS] + [r for _, r in cases if r not in RECIPES]
