@@ -39,6 +39,12 @@ token decoder and read-out are replaced by one query per answer entry and a line
 number each (:meth:`Seq2Seq.regress`, reached through ``forward`` with ``shapes``). A gated FFN
 (``model.ffn: swiglu | bilinear``) replaces the ReLU FFN in every block when asked.
 
+Value loss (``model.value_loss``, token answers with matrix positions): ``entry_value``, one linear
+map, reads from every answer token's decoder state the value of the answer entry that token writes
+(``MatrixPositions.answer_entries``); the experiment adds its relative error to the cross-entropy.
+Cross-entropy over 900 mantissa tokens gives no credit for being close; this gives a graded target
+(docs/RESULTS.md section 3.6). Decoding does not use it.
+
 Decoding (greedy, beam search) lives in :mod:`linalgformer.models.charton_decoding`; it uses
 :meth:`Seq2Seq.start_cache` and :meth:`Seq2Seq.decode_step`, which run one new position at a time
 against a :class:`DecoderCache` of past self-attention keys/values and the memory's cross-attention
