@@ -34,6 +34,7 @@ BAD = {
         "model.norm": "middle", "model.positions": "rotary", "model.share_embeddings": "maybe",
         "model.dropout": 1.0, "model.max_len": 0, "model.encoder_only": "maybe", "model.value_features": "maybe", "model.position_bias": "maybe",
         "model.number_features": "digits", "model.ffn": "gelu", "model.input_units": "columns", "model.value_loss": -1.0,
+        "model.grammar": "maybe",
     },
     "spectral": {
         "problem.task": "svd", "problem.data": "web", "problem.dim": 0, "problem.samples": 0, "problem.k": 0,

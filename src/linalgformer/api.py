@@ -58,6 +58,18 @@ class Model:
         return f"Model({str(self.path)!r}, family={self.config.family!r}, problem={self.problem!r})"
 
     @property
+    def grammar(self) -> bool:
+        """Whether token answers are decoded under the answer grammar (``model.grammar``; only
+        well-formed answers). Settable, e.g. to score a run trained without it (Charton family)."""
+        return bool(getattr(self.experiment, "use_grammar", False))
+
+    @grammar.setter
+    def grammar(self, on: bool) -> None:
+        if not hasattr(self.experiment, "set_grammar"):
+            raise UserError(f"the answer grammar is for token answers: the {self.config.family} family has none.")
+        self.experiment.set_grammar(bool(on))
+
+    @property
     def problem(self) -> str:
         """The problem's name (``eigenvalues``; ``pca``/``gmm`` or ``linreg``.. in the other families)."""
         section = self.config.problem

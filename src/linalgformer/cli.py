@@ -187,6 +187,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--save-predictions", type=Path, default=None, metavar="FILE", help="write predictions as JSONL")
     p.add_argument("--bound", type=float, default=None, metavar="B",
                    help="test coefficients on +-B instead of the training range (an out-of-distribution test)")
+    p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode only well-formed answers (the answer grammar), or not; default: the model's "
+                        "model.grammar")
     p.set_defaults(run=cmd_evaluate)
 
 
@@ -206,6 +209,9 @@ def add_analyze(sub) -> None:
     p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("analysis.png"), help="PNG file")
+    p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode only well-formed answers (the answer grammar), or not; default: the model's "
+                        "model.grammar")
     p.set_defaults(run=cmd_analyze)
 
 
@@ -220,6 +226,9 @@ def add_predict(sub) -> None:
     src.add_argument("--file", type=Path, default=None, help="file holding the matrix ('-' for stdin)")
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode only well-formed answers (the answer grammar), or not; default: the model's "
+                        "model.grammar")
     p.set_defaults(run=cmd_predict)
 
 
@@ -384,7 +393,7 @@ def cmd_evaluate(args) -> int:
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
     check_writable(args.save_predictions, "--save-predictions")  # before the evaluation, not after it
-    model = load(args.run_dir, args.device)
+    model = with_grammar(load(args.run_dir, args.device), args.grammar)
     dims = parse_dims(args.dim)
     metrics = model.scores(args.count, distribution=args.distribution, dims=dims, data=args.data,
                            seed=args.seed, beam=args.beam, save_predictions=args.save_predictions, bound=args.bound)
@@ -401,11 +410,18 @@ def cmd_analyze(args) -> int:
 
     positive("count", args.count, 1_000_000)
     positive("bins", args.bins, 100)
-    analysis = load(args.run_dir, args.device).analyze(args.count, distribution=args.distribution, data=args.data,
-                                                       seed=args.seed, bins=args.bins)
+    model = with_grammar(load(args.run_dir, args.device), args.grammar)
+    analysis = model.analyze(args.count, distribution=args.distribution, data=args.data, seed=args.seed, bins=args.bins)
     print(analysis.table())
     print(f"wrote {analysis.plot(args.out)}")
     return 0
+
+
+def with_grammar(model, grammar: bool | None):
+    """``model`` decoding under the answer grammar if ``grammar`` says so (None: as trained)."""
+    if grammar is not None:
+        model.grammar = grammar
+    return model
 
 
 def check_writable(path: Path | None, flag: str) -> None:
@@ -454,7 +470,8 @@ def cmd_predict(args) -> int:
 
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
-    model = Model(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])), device="cpu")
+    model = with_grammar(Model(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])), device="cpu"),
+                         args.grammar)
     answer = model.answer(matrix, beam=args.beam)
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)

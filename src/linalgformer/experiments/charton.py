@@ -21,6 +21,7 @@ from linalgformer.errors import UserError
 from linalgformer.files import atomic_write_lines
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
+from linalgformer.models.answer_grammar import AnswerGrammar
 from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
@@ -66,6 +67,25 @@ class Experiment(BaseExperiment):
         self.train_problem = self.problem
         self._class_of: torch.Tensor | None = None  # token id -> read-out class (built on first use)
         self.restrict_read_out = True
+        self.use_grammar = False
+        self._grammar: AnswerGrammar | None = None
+        self.set_grammar(config.model.grammar)
+
+    def set_grammar(self, on: bool) -> None:
+        """Decode with the answer grammar (``model.grammar``; ``evaluate --grammar`` for any run)."""
+        if on and self.values_out:
+            raise UserError("the answer grammar constrains written tokens: a continuous answer is read out at once.")
+        if on and not isinstance(self.problem, MatrixProblem):
+            raise UserError("the answer grammar needs one problem per model: cotraining mixes answers.")
+        self.use_grammar = bool(on)
+
+    def answer_grammar(self) -> AnswerGrammar | None:
+        """The grammar decoding obeys, or None when ``use_grammar`` is off (built on first use)."""
+        if not self.use_grammar:
+            return None
+        if self._grammar is None:
+            self._grammar = AnswerGrammar(self.vocab, self.problem.codecs.output)
+        return self._grammar
 
     # -- model and data --------------------------------------------------------------------------
 
@@ -273,8 +293,10 @@ class Experiment(BaseExperiment):
             lens = torch.from_numpy(src.lengths[rows].astype(np.int64)).to(device)
             ids = ids[:, : int(lens.max())]
             values = None if src.values is None else torch.from_numpy(src.values[rows, : ids.shape[1]]).to(device)
-            decoded = (beam_search(model, ids, lens, max_len, beam=beam, values=values) if beam > 1
-                       else greedy(model, ids, lens, max_len, values=values))
+            grammar = self.answer_grammar()
+            shapes = None if grammar is None else torch.from_numpy(answer_shapes(problem, examples, rows)).to(device)
+            decoded = (beam_search(model, ids, lens, max_len, beam=beam, values=values, grammar=grammar, shapes=shapes)
+                       if beam > 1 else greedy(model, ids, lens, max_len, values=values, grammar=grammar, shapes=shapes))
             for row, tokens in zip(rows, decoded):
                 out[row] = tokens
         return out
@@ -460,6 +482,13 @@ def answer_units(problem, examples: Examples) -> list[np.ndarray]:
             raise ValueError(f"{problem.name}: degrees of shape {degrees.shape} for an answer of shape {target.shape}")
         out.append(scale ** degrees)
     return out
+
+
+def answer_shapes(problem, examples: Examples, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), 2) int64: the (rows, cols) of the answers to questions ``rows``, as the
+    question's shape implies them (what the answer grammar lets the header say)."""
+    shapes = [problem.output_shape(*problem.operand_dims(examples.inputs[i].shape)) for i in rows]
+    return np.array(shapes, dtype=np.int64).reshape(len(rows), 2)
 
 
 def answer_tensors(problem, examples: Examples) -> dict[str, torch.Tensor]:

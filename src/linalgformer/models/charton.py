@@ -94,6 +94,7 @@ class ModelConfig:
     ffn: str = "relu"  # relu (paper) | swiglu | bilinear: gated FFNs multiply features (FeedForward)
     input_units: str = "entries"  # continuous input: one token per entry, or per row of each operand
     value_loss: float = 0.0  # token answers: weight of an auxiliary loss, each answer token's state regresses its entry's value
+    grammar: bool = False  # token answers: decoding picks only tokens a well-formed answer allows (answer_grammar.py)
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -130,7 +131,7 @@ MODEL_RULES = {
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
-    "value_loss": at_least(0.0),
+    "value_loss": at_least(0.0), "grammar": FLAG,
 }
 
 

@@ -15,6 +15,9 @@ Conventions:
 * Encoder-only models have no decoder: output position i is the argmax of encoder position i, for
   positions 0..min(max_len, S)-1, cut at the first ``<eos>``. Positions are independent, so this
   argmax is also the most likely output and ``beam_search`` returns the same.
+* ``grammar`` (an :class:`~linalgformer.models.answer_grammar.AnswerGrammar`, ``model.grammar``)
+  with ``shapes`` (B, 2), each answer's rows and columns: every step picks among the tokens a
+  well-formed answer of that shape allows there; beams carry their grammar state.
 
 The model is put in eval mode for the call (and restored after); everything runs under
 ``torch.inference_mode()`` on the device of ``src``.
@@ -27,6 +30,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from linalgformer.models.answer_grammar import AnswerGrammar
 from linalgformer.models.charton import Seq2Seq
 
 
@@ -49,9 +53,16 @@ def _cut_at_eos(tokens: torch.Tensor, eos_id: int) -> list[list[int]]:
     return rows
 
 
-def _encoder_only(model: Seq2Seq, memory: torch.Tensor, max_len: int) -> list[list[int]]:
+def _encoder_only(model: Seq2Seq, memory: torch.Tensor, max_len: int,
+                  grammar: AnswerGrammar | None = None, shapes: torch.Tensor | None = None) -> list[list[int]]:
     logits = model.to_vocab(model.read_out(memory, min(max_len, memory.shape[1])))  # (B, L, V)
-    return _cut_at_eos(logits.argmax(-1), model.eos_id)
+    if grammar is None:
+        return _cut_at_eos(logits.argmax(-1), model.eos_id)
+    state, tokens = grammar.start(shapes), []
+    for t in range(logits.shape[1]):  # the grammar makes positions depend on the tokens before
+        tokens.append(grammar.constrain(logits[:, t], state).argmax(-1))
+        state = grammar.advance(state, tokens[-1])
+    return _cut_at_eos(torch.stack(tokens, dim=1) if tokens else logits.argmax(-1), model.eos_id)
 
 
 def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor, src: torch.Tensor,
@@ -63,27 +74,37 @@ def _next_logits_fn(model: Seq2Seq, memory: torch.Tensor, mask: torch.Tensor, sr
     return lambda inputs: model.decode_step(inputs[:, -1], cache, prefix=inputs)
 
 
-def _check_max_len(model: Seq2Seq, max_len: int) -> None:
+def _check_max_len(model: Seq2Seq, max_len: int, grammar=None, shapes=None) -> None:
     if max_len < 0:
         raise ValueError(f"max_len must be at least 0, got {max_len}")
+    if grammar is not None and shapes is None:
+        raise ValueError("decoding with a grammar needs the answers' shapes")
     if not model.cfg.encoder_only and max_len > model.cfg.max_len:
         raise ValueError(f"cannot decode {max_len} tokens with a model of {model.cfg.max_len} positions")
 
 
 def greedy(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-           use_cache: bool = True, values: torch.Tensor | None = None) -> list[list[int]]:
-    """Most likely next token at every step; finished rows are padded and ignored until all end.
-    ``values``: the numbers of a continuous input."""
-    _check_max_len(model, max_len)
+           use_cache: bool = True, values: torch.Tensor | None = None,
+           grammar: AnswerGrammar | None = None, shapes: torch.Tensor | None = None) -> list[list[int]]:
+    """Most likely next token at every step (among those ``grammar`` allows for answers of
+    ``shapes``, if given); finished rows are padded and ignored until all end. ``values``: the
+    numbers of a continuous input."""
+    _check_max_len(model, max_len, grammar, shapes)
     with _eval_mode(model):
         memory, mask = model.encode(src, src_len, values)
         if model.cfg.encoder_only:
-            return _encoder_only(model, memory, max_len)
+            return _encoder_only(model, memory, max_len, grammar, shapes)
         next_logits = _next_logits_fn(model, memory, mask, src, use_cache)
         inputs = torch.full((src.shape[0], 1), model.bos_id, dtype=torch.long, device=src.device)
         done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+        state = None if grammar is None else grammar.start(shapes)
         for _ in range(max_len):
-            token = next_logits(inputs).argmax(-1).masked_fill(done, model.pad_id)  # (B,)
+            logits = next_logits(inputs)  # (B, V)
+            if grammar is not None:
+                logits = grammar.constrain(logits, state)
+            token = logits.argmax(-1).masked_fill(done, model.pad_id)  # (B,)
+            if grammar is not None:
+                state = grammar.advance(state, token)
             inputs = torch.cat([inputs, token[:, None]], dim=1)  # (B, t) -> (B, t+1)
             done |= token == model.eos_id
             if bool(done.all()):
@@ -92,7 +113,8 @@ def greedy(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: in
 
 
 def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-                beam: int = 4, length_penalty: float = 1.0, values: torch.Tensor | None = None) -> list[list[int]]:
+                beam: int = 4, length_penalty: float = 1.0, values: torch.Tensor | None = None,
+                grammar: AnswerGrammar | None = None, shapes: torch.Tensor | None = None) -> list[list[int]]:
     """Best hypothesis per example, scored sum(log p) / length ** length_penalty.
 
     Batched over examples x beams with the KV cache. At each step the best 2*beam extensions are
@@ -100,22 +122,28 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, max_le
     the first ``beam`` others live on. An example stops once its best finished score is at least
     its best live beam's sum / current_length ** length_penalty (exact for length_penalty 0, the
     usual fairseq/XLM heuristic otherwise). At ``max_len``, live beams compete with finished ones.
-    ``beam=1`` is greedy decoding.
+    ``beam=1`` is greedy decoding. With ``grammar``, forbidden tokens get log-probability -inf
+    (the others are renormalised) and each beam carries its grammar state.
     """
     if beam < 1:
         raise ValueError(f"beam must be at least 1, got {beam}")
-    _check_max_len(model, max_len)
+    _check_max_len(model, max_len, grammar, shapes)
     with _eval_mode(model):
         memory, mask = model.encode(src, src_len, values)
         if model.cfg.encoder_only:
-            return _encoder_only(model, memory, max_len)
+            return _encoder_only(model, memory, max_len, grammar, shapes)
         search = _BeamSearch(model, src.shape[0], beam, max_len, length_penalty, src.device)
         cache = model.start_cache(memory, mask, src)
         cache.reorder(torch.arange(src.shape[0], device=src.device).repeat_interleave(beam))  # B -> B*K rows
+        state = None if grammar is None else grammar.start(shapes.repeat_interleave(beam, dim=0))
         for _ in range(max_len):
             logits = model.decode_step(search.last_tokens(), cache, prefix=search.prefix())  # (B*K, V)
+            if grammar is not None:
+                logits = grammar.constrain(logits, state)
             parents = search.step(torch.log_softmax(logits.float(), dim=-1))
             cache.reorder(parents, memory=False)  # beams move within their example: same memory
+            if grammar is not None:
+                state = grammar.advance(state[parents], search.last_tokens())
             if bool(search.done.all()):
                 break
         return _cut_at_eos(search.finish(), model.eos_id)
