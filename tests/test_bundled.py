@@ -132,3 +132,14 @@ def test_bundled_5x5_eigenvalues_answer_by_value_at_any_scale(capsys):
         assert main(["predict", "eigenvalues", "--matrix", json.dumps((scale * matrix).tolist()), "--json"]) == 0
         errors.append(json.loads(capsys.readouterr().out)["error"])
     assert errors[0] < 0.05 and abs(errors[1] - errors[0]) < 1e-4
+
+
+def test_by_problem_name_the_most_accurate_fitting_model_answers():
+    from linalgformer.bundled import card_accuracy, models_for_problem, resolve_model, trained_dims
+
+    fits_five = lambda p: trained_dims(p)[0] <= 5 <= trained_dims(p)[1]  # noqa: E731
+    several = models_for_problem("matrix_vector")
+    fitting = [p for p in several.values() if fits_five(p)]
+    assert len(fitting) >= 2  # matvec-5x5 (by value) and matvec-5x5-tokens
+    chosen = resolve_model("matrix_vector", fits=fits_five)
+    assert card_accuracy(chosen) == max(card_accuracy(p) for p in fitting)

@@ -175,7 +175,6 @@ def test_a_continuous_run_resumes_exactly(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"model": {"positions": "sinusoidal", "position_bias": False}}, "positions=matrix"),
-    ({"problem": {"input_encoding": "P1000"}, "model": {"input_units": "rows"}}, "input_units=rows"),
     ({"problem": {"name": "cotraining"}}, "cotraining"),
     ({"train": {"data_file": "x.txt"}}, "data_file"),
 ])

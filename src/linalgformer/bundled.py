@@ -36,7 +36,8 @@ def trained_dims(path: Path) -> tuple[int, int]:
 
 def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None = None) -> Path:
     """A run directory: the path itself if it exists, else the bundled model of that name, else the
-    bundled model of that problem for which ``fits(path)`` holds (the only one, if no ``fits``)."""
+    bundled model of that problem for which ``fits(path)`` holds (the only one, if no ``fits``;
+    the most accurate on its card at 5% if several fit)."""
     path = Path(name_or_path)
     if path.exists():
         return path
@@ -45,7 +46,7 @@ def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None 
         return models[str(name_or_path)]
     candidates = models_for_problem(str(name_or_path))
     if candidates:
-        chosen = [p for p in candidates.values() if fits is None or fits(p)]
+        chosen = sorted((p for p in candidates.values() if fits is None or fits(p)), key=lambda p: -card_accuracy(p))
         if len(chosen) == 1 or (chosen and fits is not None):
             return chosen[0]
         raise UserError(f"no bundled {name_or_path} model fits this question (bundled for "
@@ -53,6 +54,12 @@ def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None 
     known = ", ".join(models) or "none"
     raise UserError(f"{name_or_path} does not exist: it is neither a run directory, a bundled model nor "
                     f"the problem of one (bundled: {known}).")
+
+
+def card_accuracy(path: Path) -> float:
+    """A bundled model's accuracy at 5% on its card (0 when the card says none)."""
+    value = (model_card(path).get("accuracy") or {}).get("0.05")
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def model_card(path: Path) -> dict:

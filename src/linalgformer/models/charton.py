@@ -34,7 +34,8 @@ position i (the output must be no longer than the padded input).
 
 Numbers by value (the ``continuous`` encoding, :mod:`linalgformer.models.number_values`): with
 ``num_id`` the source's ``<num>`` tokens also embed the values passed beside the ids (and with
-``model.input_units: rows`` each row of each operand becomes one token); with ``regression`` the
+``model.input_units: rows`` each row of each operand becomes one token, as it can for a token
+input too: the row token sums its tokens' embeddings); with ``regression`` the
 token decoder and read-out are replaced by one query per answer entry and a linear read-out of one
 number each (:meth:`Seq2Seq.regress`, reached through ``forward`` with ``shapes``). A gated FFN
 (``model.ffn: swiglu | bilinear``) replaces the ReLU FFN in every block when asked.
@@ -92,7 +93,7 @@ class ModelConfig:
     position_bias: bool = False  # matrix positions: each head learns a bias for keys sharing row/col/slot
     number_features: str = "auto"  # continuous input: auto | relative | absolute | xval (models/number_values.py)
     ffn: str = "relu"  # relu (paper) | swiglu | bilinear: gated FFNs multiply features (FeedForward)
-    input_units: str = "entries"  # continuous input: one token per entry, or per row of each operand
+    input_units: str = "entries"  # one input token per entry (per number token), or per row of each operand (matrix positions)
     value_loss: float = 0.0  # token answers: weight of an auxiliary loss, each answer token's state regresses its entry's value
     grammar: bool = False  # token answers: decoding picks only tokens a well-formed answer allows (answer_grammar.py)
 
@@ -358,8 +359,8 @@ class Seq2Seq(nn.Module):
             raise ValueError("a continuous answer needs a decoder (model.encoder_only=false)")
         if cfg.value_loss and regression:
             raise ValueError("model.value_loss is for token answers: a continuous answer is read out as values already")
-        if cfg.input_units == "rows" and num_id is None:
-            raise ValueError("model.input_units=rows needs a continuous input (one token per entry to pool)")
+        if cfg.input_units == "rows" and cfg.positions != "matrix":
+            raise ValueError("model.input_units=rows needs model.positions=matrix (which row each token is in)")
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
@@ -377,7 +378,7 @@ class Seq2Seq(nn.Module):
         if num_id is not None:
             kind = cfg.number_features
             self.numbers = NumberValues(cfg.width, ("relative" if regression else "absolute") if kind == "auto" else kind)
-        if cfg.input_units == "rows":  # an entry's value, gated by its column, is summed into its row's token
+        if cfg.input_units == "rows":  # an entry (its value, or its tokens), gated by its column, is summed into its row's token
             self.column_gate = nn.Embedding(layout.max_dim + 1, cfg.width)
         src_tokens = nn.Embedding(vocab_size, cfg.width)
         self.src_embed = Embedding(cfg, src_tokens)
@@ -497,14 +498,20 @@ class Seq2Seq(nn.Module):
     def row_tokens(self, src: torch.Tensor, ids: PositionIds,
                    values: torch.Tensor | None) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
         """``input_units: rows``: (B, G, W) one token per row of each operand, the sum over its
-        entries of (the value's embedding x a learned gate of the entry's column), plus the row's
+        entries of (the value's embedding, or for a token input the embeddings of the entry's
+        tokens with their value features, x a learned gate of the entry's column), plus the row's
         position; with its ids and (B, G) which tokens exist (see ``MatrixPositions.row_groups``)."""
         group, row_ids, present = self.matrix_positions.row_groups(ids)
-        entries = self.source_value_embedding(src, values) * self.column_gate(ids.col)  # (B, S, W)
-        entries = entries * (group >= 0)[..., None]
+        entries = self.source_value_embedding(src, values)
+        if self.num_id is None:  # token input: every token of a number joins its row, in its column
+            tokens = self.src_embed.tokens(src)
+            entries = tokens if entries is None else tokens + entries
+        entries = entries * self.column_gate(ids.col) * (group >= 0)[..., None]  # (B, S, W)
         pooled = torch.zeros(len(src), present.shape[1], entries.shape[-1], dtype=entries.dtype, device=src.device)
         pooled.scatter_add_(1, group.clamp(min=0)[..., None].expand_as(entries), entries)
-        base = self.src_embed.tokens.weight[self.num_id] + self.matrix_positions.embed(row_ids)
+        base = self.matrix_positions.embed(row_ids)
+        if self.num_id is not None:
+            base = base + self.src_embed.tokens.weight[self.num_id]
         return self.src_embed.drop(self.src_embed.norm(pooled + base)), row_ids, present
 
     def memory_ids(self, src: torch.Tensor) -> PositionIds:
