@@ -20,6 +20,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from linalgformer import checkpoint as ckpt
+from linalgformer.api import Model
 from linalgformer.bundled import BUNDLED_DIR
 from linalgformer.tables import evaluation_json
 from linalgformer.runs import load_run
@@ -35,6 +36,8 @@ def main() -> None:
                         help="NAME is already bundled: convert/re-measure it in place (no RUN_DIR)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--trained-with", default="", help="the command that trained the run (for the card)")
+    parser.add_argument("--suite-count", type=int, default=200,
+                        help="examples per family and size of the card's robustness suite (0: none)")
     args = parser.parse_args()
     target = BUNDLED_DIR / args.name
     if args.rebundle:
@@ -64,12 +67,29 @@ def main() -> None:
             "command": card.get("command") or (f"python scripts/bundle_model.py {args.run_dir} {args.name} --count {args.count}"
                                                + (" --half" if args.half else ""))}
     if args.rebundle:
-        new["command"] += f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
+        new["command"] += (f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
+                           + (f" --suite-count {args.suite_count}" if args.suite_count != 200 else ""))
+    if config.family == "charton" and args.suite_count > 0:
+        new["suite"] = suite_card(target, args.suite_count)
     trained_with = args.trained_with or card.get("trained_with")
     if trained_with:
         new["trained_with"] = trained_with
     (target / "card.json").write_text(json.dumps(new, indent=2) + "\n")
     print(json.dumps(new, indent=2))
+
+
+def suite_card(target: Path, count: int) -> dict:
+    """The families suite at every trained size, as the card keeps it (``bundled.card_rank`` reads
+    its mean): accuracy at 5% per family, per family and size, the mean over cells and the worst."""
+    result = Model(target, device="cpu").suite("families", count).as_json()
+    cells = {family: {dim: stats["acc@0.05"] for dim, stats in row["by_dim"].items()}
+             for family, row in result["families"].items()}
+    values = [v for row in cells.values() for v in row.values()]
+    return {"name": "families", "count_per_cell": count, "dims": result["dims"], "seed": 12345,
+            "mean": round(sum(values) / max(len(values), 1), 4), "worst": result["worst"],
+            "by_family": {family: row["all"]["acc@0.05"] for family, row in result["families"].items()},
+            "cells": cells, "errors": result["errors"],
+            "command": f"linalgformer evaluate {target.name} --suite families --count {count}"}
 
 
 def last_record(run_dir: Path) -> list[dict]:

@@ -77,7 +77,7 @@ CASES = [
     ("evaluate-missing-dir", lambda r, t: ["evaluate", str(t / "nothing")], "does not exist"),
     ("evaluate-foreign-dir", lambda r, t: ["evaluate", str(t / "foreign")], "not a linalgformer run"),
     ("evaluate-corrupt", lambda r, t: ["evaluate", "CORRUPT"], "corrupt"),
-    ("evaluate-unknown-law", lambda r, t: ["evaluate", str(r), "--distribution", "cauchy"], "symmetric"),
+    ("evaluate-unknown-law", lambda r, t: ["evaluate", str(r), "--distribution", "cauchy"], "matrix family"),
     ("evaluate-bad-dim", lambda r, t: ["evaluate", str(r), "--dim", "3,x"], "integers"),
     ("evaluate-dim-too-large", lambda r, t: ["evaluate", str(r), "--dim", "30", "--count", "2"], "positions"),
     ("evaluate-count-zero", lambda r, t: ["evaluate", str(r), "--count", "0"], "at least 1"),

@@ -118,3 +118,53 @@ def test_checkpoint_minutes_bounds_what_a_kill_loses(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_run(tiny_config(max_steps=20, eval_every=100, checkpoint_every=100, checkpoint_minutes=2), run, progress=False)
     assert json.loads((run / ckpt.MANIFEST).read_text())["step"] == 6
+
+
+# ----------------------------------------------------------------------------- what is not the run's (issue 25.1)
+
+
+def tree_hashes(root):
+    """{relative path: bytes} of every file under ``root`` (the surroundings a command must not touch)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("files", [{"config.json": '{"mine": 1}\n'},
+                                   {"config.json": "{}\n", "metrics.jsonl": '{"kind": "mine"}\n'},
+                                   {"metrics.jsonl": "notes\n"}])
+def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, files, capsys):
+    """A user's folder holding a config.json (and metrics.jsonl) is not taken for a run: `train --out`
+    ends in one sentence and exit 2, and every file is as it was."""
+    from linalgformer.cli import main
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    before = tree_hashes(tmp_path)
+    assert main(["train", "--config", "configs/demo.yaml", "--out", str(folder), "--set", "train.max_steps=1"]) == 2
+    assert "not a linalgformer run directory" in capsys.readouterr().err
+    assert tree_hashes(tmp_path) == before and {p.name for p in folder.iterdir()} == set(files)
+
+
+def test_a_failed_new_run_removes_only_what_it_created(tmp_path, monkeypatch):
+    """A new run in an existing empty folder that fails before its first checkpoint leaves the folder
+    and removes its own files (marker, config, metrics) and nothing else."""
+    def crash(self):
+        (self.run_dir / "metrics.jsonl").write_text("{}\n")
+        raise KeyboardInterrupt
+    folder = tmp_path / "out"
+    folder.mkdir()
+    monkeypatch.setattr(Trainer, "run", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tiny_config(max_steps=2), folder, progress=False)
+    assert folder.is_dir() and {p.name for p in folder.iterdir()} <= {ckpt.LOCK}
+
+
+def test_a_run_is_marked_and_a_marked_run_resumes(tmp_path):
+    from linalgformer import runs
+
+    run = tmp_path / "run"
+    train_run(tiny_config(max_steps=2, eval_every=2), run, progress=False)
+    assert (run / runs.MARKER).is_file() and runs.is_run_dir(run)
+    train_run(tiny_config(max_steps=4, eval_every=2), run, progress=False)
+    assert [r["step"] for r in read_metrics(run) if r["kind"] == "final"] == [4]

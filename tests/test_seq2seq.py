@@ -53,7 +53,7 @@ def test_shapes_and_counts():
     model = tiny()
     src, src_len = sources(0)
     tgt_in = torch.randint(3, VOCAB, (6, 5))
-    assert model(src, src_len, tgt_in).shape == (6, 5, VOCAB)
+    assert model(src, src_len, tgt_in).logits.shape == (6, 5, VOCAB)
     memory, mask = model.encode(src, src_len)
     assert memory.shape == (6, 7, 32) and mask.shape == (6, 1, 1, 7) and mask.dtype == torch.bool
     assert mask[:, 0, 0].sum(1).tolist() == src_len.tolist()
@@ -97,13 +97,13 @@ def test_padding_does_not_change_logits(variant):
     model = tiny(**VARIANTS[variant])
     src, src_len = sources(1)
     tgt_in = torch.randint(3, VOCAB, (6, 4))
-    batched = model(src, src_len, tgt_in)
+    batched = model(src, src_len, tgt_in).logits
     for i in range(6):
-        alone = model(src[i:i + 1, :src_len[i]], src_len[i:i + 1], tgt_in[i:i + 1])
+        alone = model(src[i:i + 1, :src_len[i]], src_len[i:i + 1], tgt_in[i:i + 1]).logits
         torch.testing.assert_close(batched[i:i + 1], alone, atol=1e-5, rtol=1e-5)
     changed = src.clone()
     changed[:, 0] = (changed[:, 0] + 1 - 3) % (VOCAB - 3) + 3  # a real token: must matter
-    assert not torch.allclose(model(changed, src_len, tgt_in), batched, atol=1e-3)
+    assert not torch.allclose(model(changed, src_len, tgt_in).logits, batched, atol=1e-3)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -113,7 +113,7 @@ def test_decoder_is_causal(variant):
     tgt_in = torch.randint(3, VOCAB, (6, 6))
     future = tgt_in.clone()
     future[:, 3:] = torch.randint(3, VOCAB, (6, 3))
-    before, after = model(src, src_len, tgt_in), model(src, src_len, future)
+    before, after = model(src, src_len, tgt_in).logits, model(src, src_len, future).logits
     torch.testing.assert_close(before[:, :3], after[:, :3])
     assert not torch.allclose(before[:, 3:], after[:, 3:], atol=1e-3)
 
@@ -121,7 +121,7 @@ def test_decoder_is_causal(variant):
 def test_encoder_only_reads_position_i():
     model = tiny(encoder_only=True, dec_layers=0)
     src, src_len = sources(3)
-    logits = model(src, src_len, torch.full((6, 4), BOS))
+    logits = model(src, src_len, torch.full((6, 4), BOS)).logits
     memory, _ = model.encode(src, src_len)
     torch.testing.assert_close(logits, model.head(memory[:, :4]))
     with pytest.raises(ValueError, match="encoder-only"):
@@ -248,7 +248,7 @@ def score(model: Seq2Seq, src, src_len, outputs: list[list[int]], max_len: int, 
     for i, out in enumerate(outputs):
         tgt = torch.tensor([[BOS] + out + ([EOS] if len(out) < max_len else [])])
         with torch.no_grad():
-            logp = torch.log_softmax(model(src[i:i + 1], src_len[i:i + 1], tgt[:, :-1]), dim=-1)[0]
+            logp = torch.log_softmax(model(src[i:i + 1], src_len[i:i + 1], tgt[:, :-1]).logits, dim=-1)[0]
         scores.append(logp.gather(1, tgt[0, 1:, None]).sum().item() / (tgt.shape[1] - 1) ** penalty)
     return scores
 
@@ -263,7 +263,7 @@ def reverse_models() -> dict[int, dict]:
     snapshots = {}
     for step in range(1, 201):
         src, src_len, tgt = reverse_batch(g, 64)
-        logits = model(src, src_len, tgt[:, :-1])
+        logits = model(src, src_len, tgt[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
         opt.zero_grad()
         loss.backward()
@@ -313,7 +313,7 @@ def test_restricted_read_out_is_the_full_one_at_the_answer_tokens(variant):
     src, src_len = sources(2)
     tgt_in = torch.cat([torch.full((6, 1), BOS), torch.randint(3, VOCAB, (6, 5))], dim=1)
     with torch.no_grad():
-        a, b = full(src, src_len, tgt_in), restricted(src, src_len, tgt_in)
+        a, b = full(src, src_len, tgt_in).logits, restricted(src, src_len, tgt_in).logits
         assert b.shape == (6, 6, len(ANSWER))
         torch.testing.assert_close(b, a[..., ANSWER])
         step = restricted.to_vocab(b)

@@ -28,7 +28,7 @@ def logits_and_grads(model, src, src_len, tgt_in, autocast: bool = False, **swit
                 setattr(m, name, value)
     model.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        logits = model(src, src_len, tgt_in)
+        logits = model(src, src_len, tgt_in).logits
         loss = logits.float().square().mean()
     loss.backward()
     return logits.detach().float(), {n: p.grad.clone() for n, p in model.named_parameters()}

@@ -20,9 +20,10 @@ def config(encoding="P1000", positions="matrix", problem="matrix_sum"):
 
 
 def row_tokens(model, src):
-    ids = model.matrix_positions.source(src)
-    x, row_ids, present = model.row_tokens(src, ids, None)
-    return x, row_ids, present
+    """The row source embedder's (B, G, W) row tokens, their ids and (B, G) which exist."""
+    mask = torch.ones(src.shape, dtype=torch.bool)[:, None, None, :]
+    x, row_ids, present = model.source_embedder(src, None, mask)
+    return x, row_ids, present[:, 0, 0, :]
 
 
 @pytest.mark.parametrize("encoding", ["P1000", "FP15"])

@@ -64,7 +64,8 @@ def test_the_loss_adds_the_weighted_value_error_to_the_cross_entropy():
     batch = with_loss.sample_batch(np.random.default_rng(2), 8)
     total = with_loss.loss(model, batch)
     tokens = without.loss(model, {k: v for k, v in batch.items() if not k.startswith(("tgt_values", "tgt_mask", "out_shape"))})
-    logits, z, entries = model(batch["src_ids"], batch["src_len"], batch["tgt_ids"][:, :-1], entry_values=True)
+    out = model(batch["src_ids"], batch["src_len"], batch["tgt_ids"][:, :-1], entry_values=True)
+    z, entries = out.entry_values, out.entries
     expected = tokens + 0.5 * entry_value_error(z, entries, batch["tgt_values"], batch["tgt_mask"]).mean()
     assert torch.allclose(total, expected, atol=1e-6)
     total.backward()
@@ -106,7 +107,8 @@ def test_the_value_loss_lowers_the_entry_error_of_a_tiny_model():
 
     def entry_error():
         with torch.no_grad():
-            _, z, entries = model(test["src_ids"], test["src_len"], test["tgt_ids"][:, :-1], entry_values=True)
+            out = model(test["src_ids"], test["src_len"], test["tgt_ids"][:, :-1], entry_values=True)
+            z, entries = out.entry_values, out.entries
             return float(entry_value_error(z, entries, test["tgt_values"], test["tgt_mask"]).mean())
     before = entry_error()
     for _ in range(80):

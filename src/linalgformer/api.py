@@ -18,22 +18,30 @@ command calls these same objects.
 from __future__ import annotations
 
 import math
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from linalgformer import checkpoint as ckpt
 from linalgformer.analysis import Analysis, analyze_examples
-from linalgformer.bundled import resolve_model
-from linalgformer.config import RunConfig
+from linalgformer.bundled import bundled_models, models_for_problem, resolve_model, trained_on_rows
+from linalgformer.config import RunConfig, check_examples_memory
 from linalgformer.errors import UserError
-from linalgformer.experiments.charton import accuracy_key
+from linalgformer.experiments.charton import accuracy_key, check_question_shape
+from linalgformer.files import check_output, check_utf8_path
+from linalgformer.matrix_text import MAX_ABS
 from linalgformer.problems.charton import ProblemConfig, make_problem
 from linalgformer.problems.charton.contract import Examples, Problem, join_examples
 from linalgformer.problems.charton.datafile import example_lines
 from linalgformer.reproduce.presets import load_preset
+from linalgformer.problems.charton.config import dim_range
 from linalgformer.runs import load_run
+from linalgformer.suites import SuiteResult, run_suite
 from linalgformer.training import pick_device, train_run
 
 __all__ = ["Model", "Generated", "load", "train", "preset", "generate", "UserError"]
@@ -49,8 +57,9 @@ class Model:
     the final validation metrics when the model comes from :func:`train` (else None)."""
 
     def __init__(self, run_dir: str | Path, device: str = "auto"):
-        self.path = Path(run_dir)
-        self.device = pick_device(device)
+        self.path = Path(check_name(run_dir))
+        check_utf8_path(self.path, "the run directory")
+        self.device = pick_device(check_device(device))
         self.config, self.experiment, self.module = load_run(self.path, self.device)
         self.metrics: dict[str, Any] | None = None
 
@@ -65,6 +74,8 @@ class Model:
 
     @grammar.setter
     def grammar(self, on: bool) -> None:
+        if not isinstance(on, (bool, np.bool_)):
+            raise UserError(f"grammar must be True or False, got {on!r}.")
         if not hasattr(self.experiment, "set_grammar"):
             raise UserError(f"the answer grammar is for token answers: the {self.config.family} family has none.")
         self.experiment.set_grammar(bool(on))
@@ -81,11 +92,13 @@ class Model:
         The answer is the problem's output matrix (eigenvalues: (n, 1); eigenvectors: (n + 1, n),
         row 0 the eigenvalues); a batch gives (B, ...) when the answers share a shape, and an
         answer the model did not write as a matrix of the right shape is all NaN."""
-        array = np.asarray(matrices, dtype=np.float64)
+        array = real_array(matrices)
         if array.ndim not in (2, 3) or array.size == 0:
             raise UserError(f"predict takes a matrix (r, c) or a batch of them (B, r, c), got shape {array.shape}.")
         check_beam(beam)
         batch = array[None] if array.ndim == 2 else array
+        if self.config.family == "charton":  # a 3x4 question to a 3x3 model is refused, not answered NaN
+            check_question_shape(self.experiment.problem, self.config.problem, batch.shape[1:])
         answers = self.experiment.predict_matrices(self.module, list(batch), beam=beam)
         if any(a is None for a in answers) or len({a.shape for a in answers}) > 1:
             raise UserError("the model's answers do not share one shape; ask one question at a time.")
@@ -96,7 +109,7 @@ class Model:
         """One question answered as ``linalgformer predict`` does: the prediction beside numpy's
         reference, the verifier's error and a warning when the question lies outside the training data."""
         check_beam(beam)
-        return self.experiment.answer(self.module, np.asarray(matrix), beam=beam)
+        return self.experiment.answer(self.module, real_array(matrix), beam=beam)
 
     def scores(self, count: int = 1000, *, distribution: str | None = None, dims: list[int] | None = None,
                data: str | Path | None = None, seed: int = TEST_SEED, beam: int = 1,
@@ -105,7 +118,12 @@ class Model:
         prints them; :meth:`evaluate` gives them in the API's form."""
         check_count(count)
         check_beam(beam)
+        check_seed(seed)
         options = {} if bound is None else {"bound": check_bound(bound, self.config.family)}
+        self.check_test_sets(count, distribution, dims)
+        if save_predictions is not None:  # never a link, a device, the run's own files or the data file
+            check_output(Path(save_predictions), "save_predictions",
+                         run_files(self.path) + ((Path(data),) if data is not None else ()))
         return self.experiment.evaluate(
             self.module, count, seed, self.device, distribution=distribution, dims=dims, beam=beam,
             data=None if data is None else Path(data),
@@ -125,6 +143,38 @@ class Model:
         return accuracy_view(self.scores(count, distribution=distribution, dims=dims, data=data, seed=seed,
                                          beam=beam, save_predictions=save_predictions, bound=bound))
 
+    def suite(self, name: str = "families", count: int = 200, *, dims: list[int] | None = None,
+              seed: int = TEST_SEED, progress: bool = False) -> SuiteResult:
+        """Accuracy per matrix family and size (``evaluate --suite``): ``count`` examples per cell,
+        the paper's test distribution first; ``dims`` default to every size the model was trained
+        on. ``.table()`` prints it, ``.as_json()`` gives the numbers; see :mod:`linalgformer.suites`."""
+        if self.config.family != "charton":
+            raise UserError(f"suites test matrix problems (charton), not the {self.config.family} family.")
+        low, high = dim_range(self.config.problem)
+        sizes = list(dims) if dims else list(range(low, high + 1))
+        problem = self.experiment.problem
+        if not hasattr(problem, "unusable_families"):
+            raise UserError("suites test a model of one matrix problem, not cotraining.")
+        report = (lambda family: print(f"suite: {family}", file=sys.stderr)) if progress else None
+        return run_suite(lambda family, sizes_: self.scores(count, distribution=family, dims=sizes_, seed=seed),
+                         name, self.problem, problem.symmetric, sizes, count,
+                         excluded=problem.unusable_families, progress=report)
+
+    def check_test_sets(self, count: int, distribution: Any, dims: Any) -> None:
+        """Refuse test sets that are not text / a list of sizes, hold more than MAX_GROUPS laws or
+        sizes, or cannot fit in memory (``count`` examples per law and size)."""
+        if distribution is not None and not isinstance(distribution, str):
+            raise UserError(f"distribution must be text (laws separated by commas), got {distribution!r}.")
+        if dims is not None and (not isinstance(dims, (list, tuple)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)):
+            raise UserError(f"dims must be a list of positive integers, got {dims!r}.")
+        laws = [law for law in (distribution or "").split(",") if law.strip()]
+        if max(len(laws), len(dims or ())) > MAX_GROUPS:
+            raise UserError(f"at most {MAX_GROUPS} laws and {MAX_GROUPS} sizes per evaluation, got "
+                            f"{len(laws)} laws and {len(dims or ())} sizes.")
+        section = self.config.problem if not dims else SimpleNamespace(dim=max(dims))
+        check_examples_memory(section, count, max(len(laws), 1) * max(len(dims or ()), 1))
+
     def analyze(self, count: int = 1000, *, distribution: str | None = None, data: str | Path | None = None,
                 seed: int = TEST_SEED, bins: int = 5) -> Analysis:
         """Where the model fails (``linalgformer analyze``): accuracy against the input's and the
@@ -132,8 +182,12 @@ class Model:
         and, for eigenvectors, per property; the answers' signs; and, for token answers, each kind
         of answer token's teacher-forced accuracy; see :mod:`linalgformer.analysis`."""
         check_count(count)
+        check_seed(seed)
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+            raise UserError(f"bins must be an integer from 1 to {MAX_BINS}, got {bins!r}.")
         if self.config.family != "charton":
             raise UserError(f"analyze studies tokenized (charton) models, not the {self.config.family} family.")
+        self.check_test_sets(count, distribution, None)
         sets = self.experiment.test_sets(count, seed, distribution, None, None if data is None else Path(data))
         problem, examples = sets[0] if len(sets) == 1 else (sets[0][0], join_examples([e for _, e in sets]))
         answers, preds = self.experiment.answers(self.module, problem, examples, self.device)
@@ -142,10 +196,15 @@ class Model:
         return result
 
 
-def load(name_or_run_dir: str | Path, device: str = "auto") -> Model:
-    """A trained model: a run directory, a bundled model (``lf.load("eigenvalues-3x3")``) or the
-    problem of exactly one bundled model; ``device``: auto (cuda, then cpu), cpu or cuda."""
-    return Model(resolve_model(name_or_run_dir), device)
+def load(name_or_run_dir: str | Path, device: str = "auto", dim: int | None = None) -> Model:
+    """A trained model: a run directory, a bundled model (``lf.load("eigenvalues-3x3")``) or a
+    problem's bundled model (``lf.load("eigenvalues", dim=6)``: the one ``predict`` picks for a 6x6
+    question, trained on that size; without ``dim`` the problem must have exactly one);
+    ``device``: auto (cuda, then cpu), cpu or cuda."""
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise UserError(f"dim must be a positive integer, got {dim!r}.")
+    fits = None if dim is None else trained_on_rows(dim)
+    return Model(resolve_model(unshadowed(check_name(name_or_run_dir)), fits=fits), device)
 
 
 def preset(name: str, quick: bool = False, overrides: dict[str, Any] | None = None,
@@ -163,6 +222,7 @@ def train(config: RunConfig, out: str | Path, progress: bool = True) -> Model:
     return the trained model, its final validation metrics in ``metrics``."""
     if not isinstance(config, RunConfig):
         raise UserError(f"train takes a run config (lf.preset(...)), not {type(config).__name__}.")
+    check_utf8_path(Path(check_name(out)), "the run directory")
     final = train_run(config, Path(out), progress=progress)
     model = Model(out, config.train.device)
     model.metrics = final
@@ -192,6 +252,7 @@ def generate(problem: str, dim: int = 5, count: int = 10, encoding: str = "P1000
     """``count`` random examples of ``problem`` at size ``dim``, drawn from ``seed``; ``settings``
     are any other ``problem:`` fields (distribution, input_encoding, min_dim, max_dim, ...)."""
     check_count(count)
+    check_seed(seed)
     config = problem_config(dict(settings, name=problem, dim=dim, encoding=encoding))
     chosen, examples = sample_examples(config, count, seed)
     pairs = [line.split("\t") for line in example_lines(chosen, examples, "text")]
@@ -213,6 +274,7 @@ def problem_config(values: dict[str, Any]) -> ProblemConfig:
 
 def sample_examples(config: ProblemConfig, count: int, seed: int) -> tuple[Problem, Examples]:
     """(problem, ``count`` examples drawn from ``seed``): what ``generate`` writes."""
+    check_examples_memory(config, count)  # --dim 99 --count 10000000 is refused before it is drawn
     problem = make_problem(config)
     return problem, problem.sample(np.random.default_rng(seed), count)
 
@@ -235,7 +297,7 @@ def stacked(mats: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 
 
 def check_count(count: int, maximum: int = 10_000_000) -> None:
-    if not isinstance(count, int) or not 1 <= count <= maximum:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= maximum:
         raise UserError(f"count must be an integer from 1 to {maximum}, got {count!r}.")
 
 
@@ -249,4 +311,67 @@ def check_bound(bound: float, family: str) -> float:
         raise UserError(f"a test coefficient range (bound) is for the charton family, not {family}.")
     if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not math.isfinite(bound) or bound <= 0:
         raise UserError(f"the test coefficient range (bound) must be a positive number, got {bound!r}.")
+    if bound > MAX_ABS:  # the largest entry a typed matrix may hold: beyond, products overflow
+        raise UserError(f"the test coefficient range (bound) must be at most {MAX_ABS:g}, got {bound!r}.")
     return float(bound)
+
+
+MAX_BINS = 100  # analyze: quantile bins per feature
+MAX_GROUPS = 100  # evaluate / analyze: laws, and sizes, per call (one table row each)
+
+
+def check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise UserError(f"seed must be an integer from 0 to 2^63 - 1, got {seed!r}.")
+
+
+def check_name(name: Any) -> str | Path:
+    """A run directory or model name must be text or a path (``lf.load(123)`` is refused)."""
+    if isinstance(name, bytes) or not isinstance(name, (str, Path)) or not str(name):
+        raise UserError(f"a model is named by a run directory or a bundled model's name, got {name!r}.")
+    return name
+
+
+def check_device(device: Any) -> str:
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise UserError(f"device must be auto, cpu, mps, cuda or cuda:N, got {device!r}.")
+    return device
+
+
+def real_array(matrices: Any) -> np.ndarray:
+    """``matrices`` as a float64 array; complex, text or ragged input is refused (never cast)."""
+    try:
+        array = np.asarray(matrices)
+    except ValueError:  # ragged nested lists
+        raise UserError("the matrix is ragged: its rows have different lengths.") from None
+    if np.iscomplexobj(array):
+        raise UserError("the matrix holds complex numbers: these models take real matrices.")
+    if array.dtype.kind not in "biuf":
+        raise UserError(f"the matrix must hold numbers, got {array.dtype} entries.")
+    return array.astype(np.float64)
+
+
+def run_files(run_dir: Path) -> tuple[Path, ...]:
+    """The files of a run directory no output may overwrite: what a run writes there (its config,
+    weights, state, manifest, metrics, card) and its hidden files (lock, marker, staged saves)."""
+    names = {ckpt.CONFIG, ckpt.WEIGHTS, ckpt.STATE, ckpt.MANIFEST, ckpt.LOCK, "metrics.jsonl", "card.json"}
+    try:
+        names |= {p.name for p in Path(run_dir).iterdir() if p.name.startswith(".") or p.name.endswith(ckpt.STAGED)}
+    except OSError:
+        pass
+    return tuple(Path(run_dir) / name for name in sorted(names))
+
+
+def unshadowed(name: str | Path) -> str | Path:
+    """``name``, or the bundled model it names when a file or folder of that name here is not a run
+    directory (it would shadow the model with a "not a run directory" error)."""
+    path = Path(name)
+    if not path.exists() or (path / ckpt.CONFIG).is_file() or "/" in str(name):
+        return name
+    models = bundled_models()
+    if str(name) in models:
+        return models[str(name)]
+    if models_for_problem(str(name)):
+        raise UserError(f"{name} here is not a run directory, and it hides the bundled {name} models "
+                        f"({', '.join(models_for_problem(str(name)))}): name one of them, or rename {name}.")
+    return name

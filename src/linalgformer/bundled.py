@@ -34,10 +34,18 @@ def trained_dims(path: Path) -> tuple[int, int]:
     return problem.get("min_dim") or dim, problem.get("max_dim") or dim
 
 
+def trained_on_rows(rows: int) -> Callable[[Path], bool]:
+    """Whether a bundled model was trained on matrices of ``rows`` rows (models with no size: yes)."""
+    def fits(path: Path) -> bool:
+        low, high = trained_dims(path)
+        return not high or low <= rows <= high
+    return fits
+
+
 def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None = None) -> Path:
     """A run directory: the path itself if it exists, else the bundled model of that name, else the
     bundled model of that problem for which ``fits(path)`` holds (the only one, if no ``fits``;
-    the most accurate on its card at 5% if several fit)."""
+    if several fit, the most accurate over the matrix families, :func:`card_rank`)."""
     path = Path(name_or_path)
     if path.exists():
         return path
@@ -46,7 +54,7 @@ def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None 
         return models[str(name_or_path)]
     candidates = models_for_problem(str(name_or_path))
     if candidates:
-        chosen = sorted((p for p in candidates.values() if fits is None or fits(p)), key=lambda p: -card_accuracy(p))
+        chosen = sorted((p for p in candidates.values() if fits is None or fits(p)), key=card_rank)
         if len(chosen) == 1 or (chosen and fits is not None):
             return chosen[0]
         raise UserError(f"no bundled {name_or_path} model fits this question (bundled for "
@@ -54,6 +62,15 @@ def resolve_model(name_or_path: Path | str, fits: Callable[[Path], bool] | None 
     known = ", ".join(models) or "none"
     raise UserError(f"{name_or_path} does not exist: it is neither a run directory, a bundled model nor "
                     f"the problem of one (bundled: {known}).")
+
+
+def card_rank(path: Path) -> tuple[float, float]:
+    """Sort key, best first: the mean accuracy at 5% over the card's robustness suite (the matrix
+    families at every trained size: what a user's matrix is likely to be), then on the paper's
+    test set. A card without a suite counts as 0 over the families."""
+    suite = model_card(path).get("suite") or {}
+    mean = suite.get("mean") if isinstance(suite, dict) else None
+    return -(float(mean) if isinstance(mean, (int, float)) else 0.0), -card_accuracy(path)
 
 
 def card_accuracy(path: Path) -> float:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -36,11 +37,13 @@ from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
-from linalgformer.files import TEMP_SUFFIX, atomic_write, atomic_write_text, fsync_dir
+from linalgformer.files import (TEMP_SUFFIX, atomic_write_bytes, atomic_write_text, fsync_dir, open_lock,
+                               parse_json, read_json)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -49,6 +52,15 @@ MANIFEST = "checkpoint.json"
 LOCK = ".lock"
 FORMAT = "linalgformer-checkpoint-1"
 STAGED = ".next"  # suffix of a checkpoint file written but not yet moved into place
+
+
+MAX_MANIFEST_BYTES = 2**20
+
+
+def state_bytes(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 def sha256(path: Path) -> str:
@@ -66,8 +78,9 @@ def save_checkpoint(run_dir: Path, config: RunConfig, model: torch.nn.Module,
     tied = tied_names(model)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
     meta = {"format": FORMAT, "config": json.dumps(config.to_dict(), sort_keys=True)}
-    atomic_write(run_dir / (WEIGHTS + STAGED), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
-    atomic_write(run_dir / (STATE + STAGED), lambda tmp: torch.save(state, tmp))
+    # serialised in memory, written by atomic_write: a full disk is one UserError, the old checkpoint kept
+    atomic_write_bytes(run_dir / (WEIGHTS + STAGED), safetensors_bytes(tensors, metadata=meta))
+    atomic_write_bytes(run_dir / (STATE + STAGED), state_bytes(state))
     manifest = {"format": FORMAT, "step": int(state.get("step", 0)),
                 "files": {name: sha256(run_dir / (name + STAGED)) for name in (WEIGHTS, STATE)}}
     atomic_write_text(run_dir / MANIFEST, json.dumps(manifest, indent=2))  # the commit point
@@ -97,8 +110,11 @@ def recover(run_dir: Path) -> None:
 
     Called with the run lock held (by :func:`run_lock`), so no other process is writing here."""
     run_dir = Path(run_dir)
-    with contextlib.suppress(UserError):
-        verify_checkpoint(run_dir)
+    files = _manifest_files(run_dir)
+    for name in (WEIGHTS, STATE):
+        if (run_dir / (name + STAGED)).is_file():  # only staged files are hashed: the others stay as they are
+            with contextlib.suppress(UserError):
+                _finish_commit(run_dir, name, files.get(name))
     names = (WEIGHTS, STATE, MANIFEST, CONFIG, "metrics.jsonl")
     for path in run_dir.iterdir():
         temp = path.name.endswith(TEMP_SUFFIX) and any(path.name.startswith(f".{n}") for n in names)
@@ -111,17 +127,42 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (Path(run_dir) / MANIFEST).exists()
 
 
+def _read_manifest(run_dir: Path) -> Any:
+    """The manifest, read bounded (a FIFO, a device or nesting too deep is a ValueError UserError)."""
+    return read_json(Path(run_dir) / MANIFEST, "the checkpoint manifest", MAX_MANIFEST_BYTES)
+
+
+def _manifest_files(run_dir: Path) -> dict:
+    """The manifest's {name: sha256} ({} when it is missing or unreadable)."""
+    try:
+        files = _read_manifest(run_dir)["files"]
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def manifest_format(run_dir: Path) -> str | None:
+    """The ``format`` of the run's checkpoint manifest (None when there is none or it is unreadable):
+    a folder with one of ours is a run directory, also one written before runs carried a marker."""
+    try:
+        manifest = _read_manifest(run_dir)
+    except (OSError, ValueError, RecursionError, UserError):
+        return None
+    return manifest.get("format") if isinstance(manifest, dict) else None
+
+
 def read_config(run_dir: Path) -> dict:
     """The run's config.json as a dict; UserError if the directory is not a linalgformer run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist.")
+        raise UserError(f"{run_dir} is a file, not a run directory." if run_dir.exists()
+                        else f"run directory {run_dir} does not exist.")
     path = run_dir / CONFIG
     if not path.is_file():
         raise UserError(f"{run_dir} is not a linalgformer run directory (no {CONFIG}).")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(path, "the run config")
+    except (OSError, ValueError):
         raise UserError(f"{path} is not valid JSON: the run directory is damaged.") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} does not hold a run config.")
@@ -132,7 +173,7 @@ def verify_checkpoint(run_dir: Path, names: tuple[str, ...] = (WEIGHTS, STATE)) 
     """Check the manifest's checksums for ``names``; return the manifest."""
     run_dir = Path(run_dir)
     try:
-        manifest = json.loads((run_dir / MANIFEST).read_text())
+        manifest = _read_manifest(run_dir)
         files = manifest["files"]
     except FileNotFoundError:
         raise UserError(f"{run_dir} has no checkpoint yet (no {MANIFEST}).") from None
@@ -142,8 +183,9 @@ def verify_checkpoint(run_dir: Path, names: tuple[str, ...] = (WEIGHTS, STATE)) 
         raise UserError(f"{run_dir} holds a checkpoint of an unknown format.")
     for name in names:
         path = run_dir / name
-        if not (path.is_file() and sha256(path) == files.get(name)):
-            _finish_commit(run_dir, name, files.get(name))
+        if path.is_file() and sha256(path) == files.get(name):
+            continue  # each file hashed once when it is sound
+        _finish_commit(run_dir, name, files.get(name))
         if not path.is_file():
             raise UserError(f"checkpoint file {path} is missing.")
         if sha256(path) != files.get(name):
@@ -157,7 +199,7 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = load_file(str(path))
         with open(path, "rb") as handle:
             header_len = int.from_bytes(handle.read(8), "little")
-            meta = json.loads(handle.read(header_len)).get("__metadata__") or {}
+            meta = parse_json(handle.read(header_len), "the weights' header").get("__metadata__") or {}
     except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not a valid safetensors weights file ({type(err).__name__}).") from None
     return tensors, meta
@@ -179,9 +221,13 @@ def tied_names(model: torch.nn.Module) -> dict[str, str]:
 
 def weights_config(path: Path) -> dict | None:
     """The run config kept in a weights file's metadata (None for weights saved without one)."""
-    _, meta = load_weights(path)
+    return metadata_config(load_weights(path)[1], path)
+
+
+def metadata_config(meta: dict, path: Path) -> dict | None:
+    """The run config in the metadata ``meta`` of the weights file ``path`` (None: saved without one)."""
     try:
-        config = json.loads(meta["config"])
+        config = parse_json(meta["config"], f"the config in the metadata of {path}")
     except KeyError:
         return None
     except (TypeError, ValueError):
@@ -219,7 +265,7 @@ def load_train_state(run_dir: Path) -> dict[str, Any]:
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the run directory; a second run on it is refused."""
     path = Path(run_dir) / LOCK
-    handle = open(path, "a+")
+    handle = open_lock(path)  # never through a link, never a FIFO
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 
 from linalgformer.errors import UserError, shorten
+from linalgformer.files import check_output, check_utf8_path, read_bounded, read_stream
+from linalgformer.suites import SUITES
 
 # Flags of `train` -> the config key they set.
 TRAIN_FLAGS = {
@@ -35,7 +37,7 @@ TRAIN_FLAGS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined_values(sys.argv[1:] if argv is None else list(argv)))
     warnings.formatwarning = one_line_warning
     if not getattr(args, "command", None):
         parser.print_help()
@@ -54,21 +56,77 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     except BrokenPipeError:
         return 0
+    except OSError as err:  # standard output on a full disk (> /dev/full): the files' writers say their own
+        silence_stdout()
+        print(f"linalgformer: error: cannot write the output: {err.strerror or err}.", file=sys.stderr)
+        return 2
+
+
+# Options whose value may start with "-" (a matrix whose first entry is negative): "--matrix -1,2;3,4"
+# is passed on as "--matrix=-1,2;3,4", which argparse reads as the value.
+DASHED_VALUES = ("--matrix",)
+
+
+def joined_values(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if argv[i] in DASHED_VALUES and value.startswith("-") and not value.startswith("--"):
+            out.append(f"{argv[i]}={value}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that Python's flush at exit cannot fail again."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
 
 
 def run_command(args) -> int:
     """Run the subcommand; with ``--json``, everything it prints goes to stderr and only the one
     document it hands to :func:`emit_json` reaches stdout."""
     if not getattr(args, "json", False):
-        return args.run(args) or 0
+        code = args.run(args) or 0
+        sys.stdout.flush()  # a full disk is reported here, not by Python at exit
+        return code
     args.json_stdout = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):
-        return args.run(args) or 0
+        code = args.run(args) or 0
+    args.json_stdout.flush()
+    return code
 
 
 def emit_json(args, document) -> None:
+    """One strict RFC 8259 document: a number that is not finite (a median error with no decodable
+    answer, an empty group's accuracy) is written as null."""
     out = getattr(args, "json_stdout", None) or sys.stdout
-    print(json.dumps(document, indent=2, sort_keys=True, default=str), file=out)
+    print(json.dumps(strict_json(document), indent=2, sort_keys=True, allow_nan=False), file=out)
+
+
+def strict_json(value):
+    """``value`` with NaN and infinities as None, numpy scalars and arrays as Python values, tuples as
+    lists, keys as strings and anything else as its text (``default=str`` before)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value if value is None or isinstance(value, (str, int, bool)) else str(value)
 
 
 class Terminated(BaseException):
@@ -122,7 +180,9 @@ def add_problem_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--encoding", default="P1000" if defaults else None, help="number encoding: P10, P1000, B1999, FP15 (tokens) or continuous (one token per number, its value beside it)")
     p.add_argument("--input-encoding", default=None, help="encoding of the input (default: --encoding)")
     p.add_argument("--output-encoding", default=None, help="encoding of the output (default: --encoding)")
-    p.add_argument("--distribution", default=None, help="eigenvalue law(s), comma-separated (see `linalgformer problems`)")
+    p.add_argument("--distribution", default=None,
+                   help="matrix families or eigenvalue laws with weights, e.g. uniform:3,sparse,integers "
+                        "(see `linalgformer problems`)")
 
 
 def add_generate(sub) -> None:
@@ -174,7 +234,8 @@ def add_train(sub) -> None:
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run on any test distribution")
     p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory or a bundled model")
-    p.add_argument("--distribution", default=None, help="test law(s), comma-separated: one table row each")
+    p.add_argument("--distribution", default=None,
+                   help="test laws or matrix families, comma-separated: one table row each")
     p.add_argument("--dim", default=None, help="test dimension(s), comma-separated")
     p.add_argument("--count", type=int, default=1000, help="test examples per law and size")
     p.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
@@ -190,6 +251,11 @@ def add_evaluate(sub) -> None:
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
+    p.add_argument("--suite", default=None, choices=SUITES,
+                   help="a robustness suite: accuracy per matrix family (rows, the paper's test set first) and "
+                        "size (columns; --dim, default every trained size), --count examples per cell")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="with --suite: draw the family x size accuracy as a heatmap in FILE")
     p.set_defaults(run=cmd_evaluate)
 
 
@@ -203,7 +269,7 @@ def add_analyze(sub) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory or a bundled model")
     p.add_argument("--data", type=Path, default=None, metavar="FILE",
                    help="analyze the examples of FILE (as evaluate --data) instead of a fresh test set")
-    p.add_argument("--distribution", default=None, help="test law(s), comma-separated")
+    p.add_argument("--distribution", default=None, help="test laws or matrix families, comma-separated")
     p.add_argument("--count", type=int, default=1000, help="test examples per law")
     p.add_argument("--bins", type=int, default=5, help="bins per feature (quantiles)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
@@ -293,6 +359,8 @@ def cmd_generate(args) -> int:
     from linalgformer.api import sample_examples
     from linalgformer.problems.charton.datafile import example_lines, write_examples
 
+    if args.out is not None:  # before the examples are drawn: never a link, a device or a FIFO
+        check_output(args.out, "--out")
     problem, examples = sample_examples(problem_config_from_args(args), args.count, args.seed)
     if args.out is None:
         for line in example_lines(problem, examples, args.format):
@@ -303,10 +371,13 @@ def cmd_generate(args) -> int:
 
 
 def cmd_problems(args) -> int:
+    from linalgformer.matrix_families import GENERAL_FAMILIES, SYMMETRIC_FAMILIES
     from linalgformer.tokens import ENCODINGS
     from linalgformer.problems.charton import LAWS, PROBLEMS
 
-    info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS)}
+    info = {"problems": list(PROBLEMS), "encodings": list(ENCODINGS), "distributions": list(LAWS),
+            "matrix families": list(GENERAL_FAMILIES),
+            "symmetric families": [f for f in SYMMETRIC_FAMILIES if f not in LAWS]}
     if args.json:
         emit_json(args, info)
         return 0
@@ -339,7 +410,19 @@ def train_config_dict(args) -> dict:
             apply_override(data, f"{key}={args.layers}")
     for assignment in args.set:
         apply_override(data, assignment)
+    continuous_defaults(data)
     return data
+
+
+def continuous_defaults(data: dict) -> None:
+    """The continuous encoding needs matrix positions (each number's place): chosen for the user
+    who picked the encoding and left ``model.positions`` unset."""
+    problem, model = data.get("problem"), data.setdefault("model", {})
+    if data.get("family", "charton") != "charton" or not isinstance(problem, dict) or not isinstance(model, dict):
+        return
+    encodings = {problem.get(key) for key in ("encoding", "input_encoding", "output_encoding")}
+    if "continuous" in encodings and "positions" not in model:
+        model["positions"] = "matrix"
 
 
 def family_fields(family: str) -> set[str]:
@@ -364,6 +447,7 @@ def cmd_train(args) -> int:
     from linalgformer.experiments.registry import run_config_from_dict
     from linalgformer.training import train_run
 
+    check_utf8_path(args.out, "--out")
     config = run_config_from_dict(train_config_dict(args))
     from linalgformer.tables import format_metrics
 
@@ -392,9 +476,12 @@ def cmd_evaluate(args) -> int:
 
     positive("count", args.count, 1_000_000)
     positive("beam", args.beam, 64)
-    check_writable(args.save_predictions, "--save-predictions")  # before the evaluation, not after it
+    if args.save_predictions is not None:  # before the model is loaded; api.scores checks it against the run
+        check_output(args.save_predictions, "--save-predictions")
     model = with_grammar(load(args.run_dir, args.device), args.grammar)
     dims = parse_dims(args.dim)
+    if args.suite is not None or args.plot is not None:
+        return evaluate_suite(args, model, dims)
     metrics = model.scores(args.count, distribution=args.distribution, dims=dims, data=args.data,
                            seed=args.seed, beam=args.beam, save_predictions=args.save_predictions, bound=args.bound)
     note_untrained_sizes(model.config.problem, dims)  # after: a size the model cannot take is one error alone
@@ -405,12 +492,38 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def evaluate_suite(args, model, dims: list[int] | None) -> int:
+    """``evaluate --suite``: the family x size table (or JSON), and its heatmap with --plot."""
+    from linalgformer.plotting import plot_suite
+
+    if args.suite is None:
+        raise UserError("--plot draws a robustness suite: add --suite NAME.")
+    if args.data is not None or args.distribution or args.save_predictions is not None or args.bound is not None:
+        raise UserError("--suite draws its own test sets: it takes no --data, --distribution, --bound or "
+                        "--save-predictions.")
+    if args.plot is not None:
+        check_output(args.plot, "--plot")
+    result = model.suite(args.suite, args.count, dims=dims, seed=args.seed, progress=True)
+    note_untrained_sizes(model.config.problem, dims)
+    if args.json:
+        emit_json(args, result.as_json())
+    else:
+        print(result.table())
+    if args.plot is not None:
+        print(f"wrote {plot_suite(result.as_json(), args.plot)}", file=sys.stderr)
+    return 0
+
+
 def cmd_analyze(args) -> int:
     from linalgformer.api import load
 
     positive("count", args.count, 1_000_000)
     positive("bins", args.bins, 100)
+    from linalgformer.api import run_files
+
     model = with_grammar(load(args.run_dir, args.device), args.grammar)
+    if not args.out.is_dir() or args.out.is_symlink():  # a folder gets the plot inside it
+        check_output(args.out, "--out", run_files(model.path) + ((args.data,) if args.data else ()), sink=True)
     analysis = model.analyze(args.count, distribution=args.distribution, data=args.data, seed=args.seed, bins=args.bins)
     print(analysis.table())
     print(f"wrote {analysis.plot(args.out)}")
@@ -422,18 +535,6 @@ def with_grammar(model, grammar: bool | None):
     if grammar is not None:
         model.grammar = grammar
     return model
-
-
-def check_writable(path: Path | None, flag: str) -> None:
-    if path is None:
-        return
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"{flag} {path} is a directory; name a file.")
-    if not folder.is_dir():
-        raise UserError(f"{flag}: the folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{flag}: {path} is not writable.")
 
 
 def note_untrained_sizes(problem, dims: list[int] | None) -> None:
@@ -453,24 +554,32 @@ def note_untrained_sizes(problem, dims: list[int] | None) -> None:
 
 
 def read_matrix_text(args) -> str:
+    """The matrix's text: at most MAX_CHARS bytes are read, from a regular file (never a FIFO or a
+    device, which could block or never end) or from standard input."""
+    from linalgformer.matrix_text import MAX_CHARS
+
     if args.matrix is not None:
         return args.matrix
-    if args.file is None or str(args.file) == "-":
-        return sys.stdin.read()
     try:
-        return args.file.read_text()
+        if args.file is None or str(args.file) == "-":
+            data = read_stream(getattr(sys.stdin, "buffer", sys.stdin), "the matrix on standard input", MAX_CHARS)
+        else:
+            data = read_bounded(args.file, "matrix file", MAX_CHARS)
+        return data.decode("utf-8") if isinstance(data, bytes) else data
     except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read matrix file {args.file}: {getattr(err, 'strerror', None) or err}.") from None
+        where = "standard input" if args.file is None or str(args.file) == "-" else f"matrix file {args.file}"
+        reason = "it is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else err.strerror or err
+        raise UserError(f"cannot read the matrix from {where}: {reason}.") from None
 
 
 def cmd_predict(args) -> int:
-    from linalgformer.api import Model
-    from linalgformer.bundled import resolve_model
+    from linalgformer.api import Model, unshadowed
+    from linalgformer.bundled import resolve_model, trained_on_rows
     from linalgformer.matrix_text import parse_matrix
 
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
-    model = with_grammar(Model(resolve_model(args.run_dir, fits=trained_on_rows(matrix.shape[0])), device="cpu"),
+    model = with_grammar(Model(resolve_model(unshadowed(args.run_dir), fits=trained_on_rows(matrix.shape[0])), device="cpu"),
                          args.grammar)
     answer = model.answer(matrix, beam=args.beam)
     if answer.get("warning"):
@@ -482,16 +591,6 @@ def cmd_predict(args) -> int:
         print(f"reference: {answer['reference_text']}")
         print(f"{answer.get('error_label', 'relative error (d1)')}: {answer['error']}")
     return 0
-
-
-def trained_on_rows(rows: int):
-    """Whether a bundled model was trained on matrices of ``rows`` rows (models with no size: yes)."""
-    from linalgformer.bundled import trained_dims
-
-    def fits(path: Path) -> bool:
-        low, high = trained_dims(path)
-        return not high or low <= rows <= high
-    return fits
 
 
 def cmd_reproduce(args) -> int:

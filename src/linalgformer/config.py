@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import types
 import typing
@@ -20,6 +21,7 @@ from typing import Any, Callable
 import yaml
 
 from linalgformer.errors import UserError, brief
+from linalgformer.files import read_bounded
 
 
 # ----------------------------------------------------------------------------- field rules
@@ -260,7 +262,7 @@ def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping safely (``yaml.safe_load``); a clear UserError on any problem."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_bounded(path, "config file", MAX_CONFIG_BYTES).decode("utf-8")
     except OSError as err:
         raise UserError(f"cannot read config file {path}: {err.strerror or err}.") from None
     except UnicodeDecodeError as err:
@@ -275,16 +277,20 @@ def load_yaml(path: str | Path) -> dict:
 
 
 MAX_YAML_NODES = 100_000  # a config expanded through its aliases may hold at most this many values
+MAX_CONFIG_BYTES = 4 * 2**20  # presets are a few kilobytes
 
 
 def safe_yaml(text: str, what: str) -> Any:
     """``yaml.safe_load`` of ``text``, its size bounded before anything is built: an anchor repeated
     through aliases (a "billion laughs") would expand without bound, and a recursive one forever.
     Aliases themselves are allowed (the shipped presets use them)."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if node is not None and _expanded_size(node, {}, set(), what) > MAX_YAML_NODES:
-        raise UserError(f"{what} expands through its YAML aliases (*name) to more than {MAX_YAML_NODES} values.")
-    return yaml.safe_load(text)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}, set(), what) > MAX_YAML_NODES:
+            raise UserError(f"{what} expands through its YAML aliases (*name) to more than {MAX_YAML_NODES} values.")
+        return yaml.safe_load(text)
+    except RecursionError:  # [[[[...]]]] thousands deep: the parser and the size count recurse
+        raise UserError(f"{what} is nested too deeply.") from None
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], what: str) -> int:
@@ -339,3 +345,66 @@ def _yaml_number(value: Any) -> Any:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- memory estimates
+#
+# A request that certainly cannot fit in this machine's memory is refused before any work starts.
+# The estimates below are lower bounds (what the request needs at the least, not what it takes), held
+# against the machine's physical memory: a refused request could never run here, and one that passes
+# may still run out of memory on a busy machine or a smaller GPU.
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (``os.sysconf``); 2^62 where it cannot be told."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def check_memory(need: int, what: str, advice: str) -> None:
+    """Refuse ``what`` in one sentence when it needs more than this machine's memory."""
+    have = memory_bytes()
+    if need > have:
+        raise UserError(f"{what} needs at least {need / 2**30:,.0f} GiB of memory but this machine has "
+                        f"{have / 2**30:,.0f} GiB: {advice}.")
+
+
+def example_size(problem: Any) -> tuple[int, int]:
+    """(numbers, tokens): lower bounds of one example of a problem section's largest size: an n x n
+    matrix (Charton) holds n^2 numbers in at least n tokens (one per row); a block of s samples or
+    points of dimension d holds s * d numbers in s tokens (spectral, newton)."""
+    size = lambda *names: max([int(getattr(problem, n, 0) or 0) for n in names] + [1])  # noqa: E731
+    n, samples = size("dim", "max_dim"), size("samples", "points")
+    rows = samples if samples > 1 else n
+    return n * rows, rows
+
+
+def training_memory(config: RunConfig) -> int:
+    """Bytes a training run needs at the least: 16 per parameter (fp32 weights, gradients and Adam's
+    two moments; parameters counted as attention 4w^2 + feed-forward 2rw^2 per layer, plus a max_len x w
+    positions table), 4 per activation kept for the backward pass (two w-vectors and the feed-forward's
+    r*w per layer and token), and 8 per number of the validation set."""
+    model, train = config.model, config.train
+    width = int(getattr(model, "width", 0) or 0)
+    layers = sum(int(getattr(model, name, 0) or 0) for name in ("enc_layers", "dec_layers", "layers"))
+    ratio = float(getattr(model, "ffn_ratio", 0) or getattr(model, "mlp", 0) or 0)
+    params = layers * (4 + 2 * ratio) * width**2 + int(getattr(model, "max_len", 0) or 0) * width
+    numbers, tokens = example_size(config.problem)
+    activations = train.batch_size * tokens * width * layers * (2 + ratio)
+    return int(16 * params + 4 * activations + 8 * train.valid_count * numbers)
+
+
+def check_training_memory(config: RunConfig) -> None:
+    check_memory(training_memory(config), "this run (its model width, layers, feed-forward ratio, max_len, "
+                 "batch size and validation set)", "lower model.width, model.max_len, model.ffn_ratio, "
+                 "train.batch_size or train.valid_count")
+
+
+def check_examples_memory(problem: Any, count: int, groups: int = 1) -> None:
+    """Refuse drawing ``count`` examples (in each of ``groups`` test sets) that cannot fit: each holds
+    its numbers as float64 and, at the least, one int64 token id per number."""
+    numbers, _ = example_size(problem)
+    check_memory(16 * count * groups * numbers, f"{count * groups:,} examples of this size",
+                 "lower the count (or the size, the number of laws or sizes)")

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from linalgformer.errors import UserError
+from linalgformer.files import open_regular
 
 IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -98,9 +99,11 @@ def read_idx(path: str | Path, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
 
 
 def _open_idx(path: Path) -> BinaryIO:
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if compressed else open(path, "rb")
+    """The IDX file, opened once it is known to be a regular file (a FIFO or device never is)."""
+    handle = open_regular(path, "IDX file", IDX_MAX_BYTES)
+    compressed = handle.read(2) == b"\x1f\x8b"
+    handle.seek(0)
+    return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle
 
 
 def _idx_header(handle: BinaryIO, path: Path, max_bytes: int) -> tuple[np.dtype, tuple[int, ...]]:

@@ -160,7 +160,7 @@ def parse_mixture(text: str, known: tuple[str, ...] = LAWS) -> Mixture:
     for item in text.split(","):
         name, _, weight_text = item.strip().partition(":")
         if name not in known:
-            raise UserError(f"unknown law {name!r} in {text!r} (known: {', '.join(known)}).")
+            raise UserError(f"unknown law or matrix family {name!r} in {text!r} (known: {', '.join(known)}).")
         if name in laws:
             raise UserError(f"law {name!r} appears twice in {text!r}.")
         laws.append(name)

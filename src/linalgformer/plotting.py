@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from linalgformer.errors import UserError
 from linalgformer.tracking import read_metrics
 
@@ -71,3 +73,35 @@ def save(fig, out: Path) -> Path:
     finally:
         pyplot().close(fig)
     return out
+
+
+def plot_suite(result: dict, out: Path) -> Path:
+    """A robustness suite (``suites.SuiteResult.as_json()``) as a heatmap: accuracy at 5% tolerance,
+    one row per family, one column per size."""
+    families = list(result.get("order") or result["families"])
+    dims = [str(d) for d in result["dims"]]
+    grid = np.array([[(result["families"][f]["by_dim"].get(d) or {}).get("acc@0.05", np.nan) for d in dims]
+                     for f in families], dtype=float)
+    title = f"{result['problem']}: % within 5% ({result['count_per_cell']} per cell)"
+    return heatmap(grid, families, [f"{d}x{d}" for d in dims], title, out)
+
+
+def heatmap(values: np.ndarray, rows: list[str], cols: list[str], title: str, out: Path,
+            xlabel: str = "", ylabel: str = "") -> Path:
+    """Fractions (rows x cols, NaN: none) drawn as percentages, each cell labelled."""
+    plt = pyplot()
+    grid = np.asarray(values, dtype=float) * 100
+    fig, ax = plt.subplots(figsize=(1.8 + 0.75 * len(cols), 1.0 + 0.32 * len(rows)))
+    image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < 60 else "black")
+    ax.set_xticks(range(len(cols)), cols, rotation=45 if max(map(len, cols)) > 4 else 0, ha="right"
+                  if max(map(len, cols)) > 4 else "center")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return save(fig, out)

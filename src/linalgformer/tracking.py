@@ -10,9 +10,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from linalgformer.files import atomic_write_text
+from linalgformer.files import append_text, atomic_write_text, check_output, read_bounded
 
 METRICS = "metrics.jsonl"
+MAX_METRICS_BYTES = 2**30  # a metrics file is read whole: bounded, and never a FIFO or device
 
 
 def _clean(value: Any) -> Any:
@@ -29,6 +30,8 @@ class MetricLogger:
     def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True):
         self.enabled = enabled
         self.path = Path(run_dir) / METRICS
+        if enabled:  # a link or special file planted as metrics.jsonl is refused before training starts
+            check_output(self.path, "the metrics file")
         self.writer = _tensorboard_writer(run_dir) if (enabled and tensorboard) else None
 
     def truncate_after(self, step: int) -> None:
@@ -39,7 +42,7 @@ class MetricLogger:
         """
         if not (self.enabled and self.path.exists()):
             return
-        text = self.path.read_text(errors="replace")
+        text = read_bounded(self.path, "the metrics file", MAX_METRICS_BYTES).decode(errors="replace")
         kept = [line for line in text.splitlines() if line.strip() and _kept_on_resume(line, step)]
         new = "".join(line + "\n" for line in kept)
         if new != text:  # rewritten atomically: a kill here must not lose the records kept
@@ -48,8 +51,7 @@ class MetricLogger:
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+        append_text(self.path, json.dumps(_clean(record), sort_keys=True) + "\n")  # never through a link
         if self.writer is not None:
             kind = record.get("kind", "train")
             for key, value in record.items():
@@ -83,7 +85,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in read_bounded(path, "the metrics file", MAX_METRICS_BYTES).decode(errors="replace").splitlines():
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):

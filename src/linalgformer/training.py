@@ -18,7 +18,7 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import inspect
 import math
 import os
@@ -35,20 +35,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from linalgformer import checkpoint as ckpt
-from linalgformer.config import RunConfig, TrainConfig, dump_json
+from linalgformer import runs
+from linalgformer.config import RunConfig, TrainConfig, check_training_memory, dump_json
 from linalgformer.errors import UserError
 from linalgformer.tables import by_method
 from linalgformer.experiments.plugin import Experiment
-from linalgformer.experiments.registry import build_experiment, run_config_from_dict
+from linalgformer.experiments.registry import build_experiment
 from linalgformer.files import atomic_write_text
 from linalgformer.tracking import MetricLogger, progress_bar
 
-# Train-section fields that may change when a run is resumed (they do not alter the trajectory).
-EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval_every", "log_every",
-              "checkpoint_every", "checkpoint_minutes", "workers", "compile", "threads", "device"}
-# Train-section fields added after runs existed, with the behaviour such a run was trained with: a
-# run whose config.json lacks one resumes with that value, so that it goes on as it started.
-BEHAVIOUR_BEFORE = {"length_buckets": 1}
 VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
 clock = time.monotonic  # the checkpoint interval's clock (tests replace it)
 
@@ -105,10 +100,37 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise UserError(f"unknown precision {precision!r} (known: auto, fp32, bf16, fp16).")
 
 
+def free_cores() -> int:
+    """The cores this process may use that other work is not using now (at least 1): the cores of
+    its affinity mask less the machine's 1-minute load average (rounded), or less the processes
+    running this instant besides this one, whichever is busier."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+        with open("/proc/loadavg") as handle:
+            busy = max(busy, int(handle.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return cores
+    return max(1, min(cores, cores - round(busy)))
+
+
+def choose_threads(train: TrainConfig) -> int:
+    """``train.threads``, or (0: unset) no more threads than there are free cores. On a busy machine
+    a thread beyond the free cores does not add speed: it waits for a core while its peers spin at
+    each barrier, which slowed the demo 3x beside one busy process (docs/PERFORMANCE.md)."""
+    return train.threads if train.threads > 0 else auto_threads()
+
+
+@functools.lru_cache(maxsize=1)
+def auto_threads() -> int:
+    """The thread count of runs without ``train.threads``, chosen once per process (every run of
+    a process computes alike): torch's default, capped at the free cores."""
+    return min(torch.get_num_threads(), free_cores())
+
+
 def setup_runtime(train: TrainConfig) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if train.threads > 0:
-        torch.set_num_threads(train.threads)
+    torch.set_num_threads(choose_threads(train))
     if world == 1:
         device = pick_device(train.device)
         return Runtime(device, autocast_dtype=autocast_dtype(train.precision, device))
@@ -150,7 +172,6 @@ class BatchStream(IterableDataset):
 
 
 def batch_stream(experiment: Experiment, train: TrainConfig, rt: Runtime, start_step: int):
-    check_batch_split(train, rt)
     stream = BatchStream(experiment, train.seed, rt.rank, start_step, train.batch_size // rt.world)
     loader = DataLoader(stream, batch_size=None, num_workers=train.workers,
                         pin_memory=rt.device.type == "cuda", prefetch_factor=4 if train.workers else None)
@@ -228,62 +249,7 @@ def fused_ok(params: list[torch.Tensor]) -> bool:
     return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-# ----------------------------------------------------------------------------- run directory
-
-
-def resolve_config(run_dir: Path, config: RunConfig) -> RunConfig:
-    """Fix run-start choices (decay horizon); on a resume, refuse changes that alter the run."""
-    if config.train.decay_steps <= 0:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, decay_steps=config.train.max_steps))
-    if not (run_dir / ckpt.CONFIG).exists() or not ckpt.has_checkpoint(run_dir):
-        return config  # nothing trained yet: the config.json of a run that never checkpointed binds nothing
-    old = ckpt.read_config(run_dir)
-    check_weights_config(run_dir, old)
-    new = config.to_dict()
-    for section in ("family", "problem", "model"):
-        if old.get(section) != new[section]:
-            raise UserError(f"{run_dir} was trained with a different {section} ({_first_difference(old.get(section), new[section])}); "
-                            "use a new --out directory.")
-    for key, before in BEHAVIOUR_BEFORE.items():
-        if key not in old.get("train", {}):
-            new["train"][key] = before
-    for key, value in new["train"].items():
-        if key == "decay_steps" and "decay_steps" in old.get("train", {}):
-            new["train"][key] = old["train"][key]
-        elif key not in EXTENDABLE and old.get("train", {}).get(key, value) != value:
-            raise UserError(f"{run_dir} was trained with train.{key}={old['train'][key]!r}; changing it "
-                            "would not resume the same run (use a new --out directory).")
-    return run_config_from_dict(new)
-
-
-def check_weights_config(run_dir: Path, stored: dict) -> None:
-    """Refuse a run whose config.json disagrees with the config saved in its weights' metadata
-    (fields that only extend a run may differ: a resume rewrites config.json with its first checkpoint)."""
-    ckpt.verify_checkpoint(run_dir)
-    weights = ckpt.weights_config(run_dir / ckpt.WEIGHTS)
-    if weights is None:
-        return  # weights saved before the config was kept in their metadata
-    for section in ("family", "problem", "model"):
-        if weights.get(section) != stored.get(section):
-            raise _config_mismatch(run_dir, section, weights.get(section), stored.get(section))
-    old, now = weights.get("train") or {}, stored.get("train") or {}
-    for key in sorted(set(old) | set(now)):
-        if key not in EXTENDABLE and key in old and key in now and old[key] != now[key]:
-            raise _config_mismatch(run_dir, f"train.{key}", old[key], now[key])
-
-
-def _config_mismatch(run_dir: Path, what: str, weights: Any, stored: Any) -> UserError:
-    return UserError(f"{run_dir / ckpt.CONFIG} disagrees with the config its weights were trained with "
-                     f"({what}: {_first_difference(weights, stored)}): it was edited or damaged; restore it "
-                     "or train in a new --out.")
-
-
-def _first_difference(old: Any, new: Any) -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return f"{key}: {old.get(key)!r} before, {new.get(key)!r} now"
-    return f"{old!r} before, {new!r} now"
+# ----------------------------------------------------------------------------- distribution and state
 
 
 def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -298,69 +264,17 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return ddp(model, device_ids=ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
 
 
-def restore(run_dir: Path, model, optimizer, scheduler, scaler) -> dict[str, Any]:
-    ckpt.verify_checkpoint(run_dir)
-    tensors, _ = ckpt.load_weights(run_dir / ckpt.WEIGHTS)
-    ckpt.load_model_state(model, tensors, run_dir / ckpt.WEIGHTS)
-    state = ckpt.load_train_state(run_dir)
-    check_train_state(state, optimizer, run_dir / ckpt.STATE)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["torch_rng"])
-    if torch.cuda.is_available() and "cuda_rng" in state:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state
-
-
-PROGRESS_TYPES = {"step": int, "examples": int, "elapsed": (int, float), "skipped": int, "window_losses": list}
-
-
-def check_train_state(state: dict[str, Any], optimizer, where: Path) -> None:
-    """The saved training state's structure and every optimizer tensor's shape, checked against
-    this model's optimizer before any of it is loaded (a wrong shape can crash fused Adam)."""
-    def refuse(what: str) -> UserError:
-        return UserError(f"{where} does not fit this run ({what}): the training state is damaged; "
-                         "resume from a copy of the run or train in a new --out.")
-    for key, kind in PROGRESS_TYPES.items():
-        if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
-            raise refuse(f"{key} is a {type(state[key]).__name__}")
-    for key in ("optimizer", "scheduler"):
-        if not isinstance(state.get(key), dict):
-            raise refuse(f"no {key} state")
-    rng = state.get("torch_rng")
-    if not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == torch.get_rng_state().shape):
-        raise refuse("no valid torch RNG state")
-    saved = state["optimizer"]
-    groups, per_param = saved.get("param_groups"), saved.get("state")
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if not (isinstance(groups, list) and isinstance(per_param, dict) and len(groups) == len(optimizer.param_groups)
-            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
-            and [len(g["params"]) for g in groups] == [len(g["params"]) for g in optimizer.param_groups]):
-        raise refuse("optimizer parameter groups differ")
-    ids = [i for g in groups for i in g["params"]]
-    for index, param in zip(ids, params):
-        entry = per_param.get(index, {})
-        if not isinstance(entry, dict):
-            raise refuse(f"optimizer state of parameter {index} is a {type(entry).__name__}")
-        for name, value in entry.items():
-            if not isinstance(value, torch.Tensor):
-                raise refuse(f"optimizer {name} of parameter {index} is a {type(value).__name__}")
-            if name != "step" and value.shape != param.shape:
-                raise refuse(f"optimizer {name} of parameter {index} has shape {tuple(value.shape)}, "
-                             f"not {tuple(param.shape)}")
-            if name == "step" and value.numel() != 1:
-                raise refuse(f"optimizer step of parameter {index} has {value.numel()} values")
-    if set(per_param) - set(ids):
-        raise refuse("optimizer state for parameters the model does not have")
-
-
-def init_weights(model: torch.nn.Module, source: Path) -> None:
-    """Copy the weights of another run (same model shape) into a fresh model."""
-    ckpt.verify_checkpoint(source, (ckpt.WEIGHTS,))
-    tensors, _ = ckpt.load_weights(source / ckpt.WEIGHTS)
-    ckpt.load_model_state(model, tensors, source / ckpt.WEIGHTS)
+def restore(saved: dict[str, Any], optimizer, scheduler, scaler, where: Path) -> None:
+    """Load a saved training state (checked against this optimizer first) into the optimizer,
+    scheduler, gradient scaler and torch's RNG: in memory, the files were read by ``runs``."""
+    runs.check_train_state(saved, optimizer, where)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    if scaler is not None and "scaler" in saved:
+        scaler.load_state_dict(saved["scaler"])
+    torch.set_rng_state(saved["torch_rng"])
+    if torch.cuda.is_available() and "cuda_rng" in saved:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
 
 def snapshot(progress: dict[str, Any], optimizer, scheduler, scaler) -> dict[str, Any]:
@@ -378,6 +292,9 @@ def snapshot(progress: dict[str, Any], optimizer, scheduler, scaler) -> dict[str
 
 @dataclass
 class Trainer:
+    """The loop over one run: built from ready parts (a model with its weights loaded, the saved
+    training state as a dict), it reads no file; it writes checkpoints and metrics as it trains."""
+
     config: RunConfig
     experiment: Experiment
     model: torch.nn.Module
@@ -385,6 +302,7 @@ class Trainer:
     run_dir: Path
     logger: MetricLogger
     progress_enabled: bool = True
+    saved: dict[str, Any] | None = None  # the training state to resume from (runs.read_saved)
     config_written: bool = False
     last_save: float = 0.0  # clock() at the last checkpoint
 
@@ -396,13 +314,9 @@ class Trainer:
         # window_losses: the losses since the last train record, so that a run resumed between two
         # records logs the same mean as an uninterrupted one
         self.state = {"step": 0, "examples": 0, "elapsed": 0.0, "skipped": 0, "window_losses": []}
-        if ckpt.has_checkpoint(self.run_dir):
-            self.state.update({k: v for k, v in restore(self.run_dir, self.model, self.optimizer,
-                                                        self.scheduler, self.scaler).items()
-                               if k in self.state})
-        elif train.init_from:
-            init_weights(self.model, Path(train.init_from))
-        self.logger.truncate_after(self.state["step"])
+        if self.saved is not None:
+            restore(self.saved, self.optimizer, self.scheduler, self.scaler, self.run_dir / ckpt.STATE)
+            self.state.update({k: v for k, v in self.saved.items() if k in self.state})
         self.window = Window(self.state["window_losses"])
         self.net = self.model
         if self.rt.distributed:
@@ -571,10 +485,9 @@ def seeded_model(experiment: Experiment, config: RunConfig, rt: Runtime) -> torc
 
 def build_trainer(config: RunConfig, run_dir: Path, rt: Runtime, *, experiment: Experiment | None = None,
                   model: torch.nn.Module | None = None, progress: bool = True, logging: bool = True) -> Trainer:
-    """The :class:`Trainer` of ``config`` in ``run_dir`` (restored from its checkpoint if it has one).
-
-    ``experiment`` and ``model`` default to the config's, the model seeded by ``train.seed``;
-    ``logging=False`` writes no metrics.jsonl (benchmarks)."""
+    """A fresh :class:`Trainer` of ``config`` writing into ``run_dir`` (benchmarks; ``train_run``
+    resumes through :mod:`linalgformer.runs`). ``experiment`` and ``model`` default to the
+    config's, the model seeded by ``train.seed``; ``logging=False`` writes no metrics.jsonl."""
     experiment = experiment if experiment is not None else build_experiment(config)
     model = model if model is not None else seeded_model(experiment, config, rt)
     logger = MetricLogger(run_dir, enabled=rt.main and logging)
@@ -584,97 +497,42 @@ def build_trainer(config: RunConfig, run_dir: Path, rt: Runtime, *, experiment: 
 def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the run in ``run_dir``; returns the final validation metrics.
 
-    The config is resolved once against the run directory, and the experiment and model are built
-    once (weights of ``train.init_from`` loaded), before anything is written: a bad config leaves
-    the directory as it was. A resumed run rewrites ``config.json`` only with its first checkpoint,
-    so a crash before it leaves the previous one; a new run that fails before its first checkpoint
-    removes what it wrote, so that the corrected command starts afresh."""
+    The run directory is checked, its checkpoint verified and read, and the config resolved
+    against it (:mod:`linalgformer.runs`); the experiment and model are built once (the saved
+    weights, or those of ``train.init_from``, loaded) before anything is written: a bad config
+    leaves the directory as it was. A resumed run rewrites ``config.json`` only with its first
+    checkpoint, so a crash before it leaves the previous one; a new run that fails before its first
+    checkpoint removes what it wrote, so that the corrected command starts afresh."""
     run_dir = Path(run_dir)
     rt = setup_runtime(config.train)
     if rt.main:
-        _check_run_dir(run_dir)
-    config = resolve_config(run_dir, config)
+        runs.check_run_dir(run_dir)
+    saved = runs.read_saved(run_dir)
+    config = runs.resolve_config(run_dir, config, saved)
     check_batch_split(config.train, rt)
+    check_training_memory(config)  # a model or batch that cannot fit is refused before it is built
     experiment = build_experiment(config)
     model = seeded_model(experiment, config, rt)
-    fresh = not ckpt.has_checkpoint(run_dir)
-    if fresh and config.train.init_from:
-        init_weights(model, Path(config.train.init_from))  # a source that does not fit is refused now
-    created = not run_dir.exists()
-    if rt.main:
-        _make_run_dir(run_dir)
-    try:
-        with ckpt.run_lock(run_dir) if rt.main else nullcontext():
-            try:
-                final = _train_locked(config, run_dir, rt, experiment, model, progress, fresh)
-            except BaseException:
-                if rt.main and fresh and not ckpt.has_checkpoint(run_dir):
-                    _remove_new_run(run_dir)
-                raise
-    except BaseException:
-        if rt.main and created:
-            _remove_empty_dir(run_dir)
-        raise
+    if saved is not None:
+        ckpt.load_model_state(model, saved.tensors, run_dir / ckpt.WEIGHTS)
+    elif config.train.init_from:
+        runs.load_init_from(model, Path(config.train.init_from))  # a source that does not fit is refused now
+    with runs.opened(run_dir, main=rt.main, fresh=saved is None):
+        if rt.main and saved is None:
+            atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
+        logger = MetricLogger(run_dir, enabled=rt.main)
+        logger.truncate_after(0 if saved is None else saved.step)  # the records after the checkpoint go
+        trainer = Trainer(config, experiment, model, rt, run_dir, logger, progress,
+                          saved=None if saved is None else saved.state)
+        try:
+            final = trainer.run()
+        finally:
+            logger.close()
     if rt.owns_group:
         end_process_group()
     return final
 
 
-def _train_locked(config: RunConfig, run_dir: Path, rt: Runtime, experiment: Experiment,
-                  model: torch.nn.Module, progress: bool, fresh: bool) -> dict[str, Any]:
-    if rt.main and not fresh:
-        ckpt.verify_checkpoint(run_dir)  # a damaged run is refused before anything is rewritten
-    if rt.main and fresh:
-        atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
-    trainer = build_trainer(config, run_dir, rt, experiment=experiment, model=model, progress=progress)
-    try:
-        return trainer.run()
-    finally:
-        trainer.logger.close()
-
-
 def check_batch_split(train: TrainConfig, rt: Runtime) -> None:
     if train.batch_size % rt.world:
         raise UserError(f"train.batch_size {train.batch_size} is not divisible by the {rt.world} processes.")
-
-
-# What a new run writes in its directory: removed again if it fails before its first checkpoint.
-NEW_RUN_FILES = (ckpt.CONFIG, "metrics.jsonl", ckpt.WEIGHTS + ckpt.STAGED, ckpt.STATE + ckpt.STAGED)
-
-
-def _remove_new_run(run_dir: Path) -> None:
-    """What a new run wrote (called with the run lock held, so no other process trains here)."""
-    for name in NEW_RUN_FILES:
-        with contextlib.suppress(OSError):
-            (run_dir / name).unlink()
-
-
-def _remove_empty_dir(run_dir: Path) -> None:
-    """The directory this call created, if nothing but the lock file is left in it."""
-    with contextlib.suppress(OSError):
-        if {path.name for path in run_dir.iterdir()} <= {ckpt.LOCK}:
-            (run_dir / ckpt.LOCK).unlink(missing_ok=True)
-            run_dir.rmdir()
-
-
-def _check_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} exists and is not a directory; choose another --out.")
-    if not run_dir.is_dir():
-        return
-    names = {path.name for path in run_dir.iterdir()} - {ckpt.LOCK}
-    if names and ckpt.CONFIG not in names:
-        raise UserError(f"{run_dir} exists and is not a linalgformer run directory; choose another --out.")
-    if ckpt.MANIFEST not in names and names & {ckpt.WEIGHTS, ckpt.STATE}:
-        raise UserError(f"{run_dir} holds trained weights but no checkpoint manifest ({ckpt.MANIFEST}), so it "
-                        f"cannot be resumed safely and is left untouched: train in a new --out, or move "
-                        f"{ckpt.WEIGHTS} and {ckpt.STATE} out of it to start this run over.")
-
-
-def _make_run_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create run directory {run_dir}: {err.strerror or err}.") from None
-    if not os.access(run_dir, os.W_OK):
-        raise UserError(f"run directory {run_dir} is not writable.")

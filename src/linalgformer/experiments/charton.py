@@ -30,6 +30,7 @@ from linalgformer.problems.charton.contract import TOLERANCES, Examples, Problem
 from linalgformer.problems.charton.datafile import read_examples, read_test_examples
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.problems.charton.matrix_problem import subset as examples_subset
+from linalgformer.problems.charton.novelty import TrainingRange
 from linalgformer.problems.charton.registry import curriculum_problems, make_problem
 from linalgformer.sequences import Sequences, take, with_bos_eos
 from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens, sequence_text
@@ -37,6 +38,9 @@ from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens, sequence_t
 __all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
 
 EVAL_BATCH = 256
+
+
+WARN_ERROR = 0.05  # predict warns of an answer farther than this from numpy's (the verifier's d1)
 
 
 def accuracy_key(tau: float) -> str:
@@ -152,7 +156,7 @@ class Experiment(BaseExperiment):
         ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
         loss and gradient as the padded batch, without computing the padding."""
         if self.values_out:
-            z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"])
+            z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"]).numbers
             return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
         buckets = 1 if self.config.model.encoder_only else self.config.train.length_buckets  # reads out source positions
         chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
@@ -174,11 +178,13 @@ class Experiment(BaseExperiment):
                     values: torch.Tensor | None = None, answers: tuple[torch.Tensor, torch.Tensor] | None = None):
         """(summed token cross-entropy, summed auxiliary value error (0 without ``answers``: the
         targets in their units and which exist, as :func:`answer_tensors`))."""
-        out = model(src, src_len, tgt[:, :-1], values, entry_values=answers is not None)  # (B, T-1, K): K answer tokens
-        logits = out[0] if answers is not None else out
+        out = model(src, src_len, tgt[:, :-1], values, entry_values=answers is not None)
+        logits = out.logits  # (B, T-1, K): K answer tokens
         tokens = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
                                  ignore_index=-100, reduction="sum")
-        return tokens, (entry_value_error(*out[1:], *answers).sum() if answers is not None else 0.0)
+        if answers is None:
+            return tokens, 0.0
+        return tokens, entry_value_error(out.entry_values, out.entries, *answers).sum()
 
     def answer_ids(self) -> list[int]:
         """The token ids the model reads out: :func:`answer_token_ids`, or every id when
@@ -321,7 +327,7 @@ class Experiment(BaseExperiment):
                 tgt_ids = batch["tgt_ids"][rows, :t].to(device)
                 values = batch.get("src_values")
                 logits = model(batch["src_ids"][rows, :s].to(device), batch["src_len"][rows].to(device),
-                               tgt_ids[:, :-1], None if values is None else values[rows, :s].to(device))
+                               tgt_ids[:, :-1], None if values is None else values[rows, :s].to(device)).logits
                 hit = (logits.argmax(-1) == self.target_classes(tgt_ids[:, 1:])).cpu().numpy()
                 for label, ok in zip(labels[rows, : t - 1].ravel(), hit.ravel()):
                     if label:
@@ -355,16 +361,31 @@ class Experiment(BaseExperiment):
         return [d if d is not None and d.shape == t.shape else np.full(t.shape, np.nan)
                 for d, t in zip(decoded, examples.targets)]
 
-    def unseen_tokens(self, src: Sequences, sample: int = 4096) -> list[str]:
-        """The tokens of ``src`` that none of ``sample`` training questions (drawn from the training
-        distribution, seed 0) contains: a sign that the question lies outside what the model saw."""
-        seen = self.problem.encode(self.problem.sample(np.random.default_rng(0), sample))[0]
-        known = set(np.unique(seen.ids[seen.ids != self.vocab.pad_id]).tolist())
+    def training_sample(self, sample: int = 4096) -> Examples:
+        """``sample`` questions of the training distribution, seed 0: what the warnings compare to."""
+        return self.problem.sample(np.random.default_rng(0), sample)
+
+    def unseen_tokens(self, src: Sequences, seen: Examples) -> list[str]:
+        """The tokens of ``src`` that none of the training questions ``seen`` contains: a sign that
+        the question lies outside what the model saw."""
+        ids_seen = self.problem.encode(seen)[0]
+        known = set(np.unique(ids_seen.ids[ids_seen.ids != self.vocab.pad_id]).tolist())
         ids = src.ids[0, : int(src.lengths[0])].tolist()
         return [self.vocab.to_strings([i])[0] for i in dict.fromkeys(ids) if i not in known]
 
+    @property
+    def scale_free(self) -> bool:
+        """Numbers in and out by value: the model is exactly equivariant to the input's scale."""
+        return self.values_in and self.values_out
+
+    def novelty(self, examples: Examples, seen: Examples) -> np.ndarray:
+        """(B,) whether each question lies outside the range of the training questions ``seen``
+        (problems.charton.novelty): what ``predict`` warns of without knowing the answer."""
+        return TrainingRange.of(seen.inputs, self.scale_free).outside(examples.inputs, self.scale_free)
+
     def answer(self, model, matrix: np.ndarray, beam: int = 1) -> dict[str, Any]:
-        """The model's answer for one user matrix, beside numpy's, with the verifier's error."""
+        """The model's answer for one user matrix, beside numpy's, with the verifier's error and the
+        warnings: tokens or descriptors never seen in training, an answer beyond the 5% tolerance."""
         problem = self.problem
         check_question_shape(problem, self.config.problem, np.shape(matrix))
         examples = problem.examples_from_matrix(matrix)
@@ -375,9 +396,11 @@ class Experiment(BaseExperiment):
         decoded = answers[0]
         reference = problem.reference(examples)[0]
         error = float(scores.d1[0]) if np.isfinite(scores.d1[0]) else None
-        unseen = self.unseen_tokens(problem.encode(examples)[0])
-        return {"problem": problem.name, "unseen_tokens": unseen,
-                "warning": unseen_warning(unseen, self.config.problem) if unseen else None,
+        seen = self.training_sample()
+        unseen = [] if self.values_in else self.unseen_tokens(problem.encode(examples)[0], seen)
+        novel = TrainingRange.of(seen.inputs, self.scale_free).reasons(examples.inputs[0], self.scale_free)
+        return {"problem": problem.name, "unseen_tokens": unseen, "outside_training": novel,
+                "warning": answer_warning(unseen, novel, error, self.config.problem),
                 "prediction": None if decoded is None else np.asarray(decoded).tolist(),
                 "reference": np.asarray(reference).tolist(), "error": error,
                 "valid": bool(scores.valid[0]),
@@ -386,10 +409,22 @@ class Experiment(BaseExperiment):
                 "reference_text": np.array2string(np.asarray(reference), precision=4, suppress_small=True)}
 
 
+def answer_warning(unseen: list[str], novel: list[str], error: float | None, problem) -> str | None:
+    """One sentence of everything ``predict`` should say about an answer (None: nothing)."""
+    parts = []
+    if error is None or error > WARN_ERROR:
+        parts.append("the answer is not within 5% of numpy's" + ("" if error is None else f" (off by {error:.1%})"))
+    if unseen:
+        parts.append(unseen_warning(unseen, problem))
+    if novel:
+        parts.append("the question lies outside the training data: " + "; ".join(novel))
+    return "; ".join(parts) + "." if parts else None
+
+
 def unseen_warning(tokens: list[str], problem) -> str:
     return (f"the question holds tokens that never occur in this model's training data ({', '.join(tokens)}): "
             f"e.g. an exact 0 or an entry outside the trained range (coefficients {problem.coefficients} on "
-            f"+-{problem.bound:g}); its answer may be unreliable.")
+            f"+-{problem.bound:g}); its answer may be unreliable")
 
 
 def length_chunks(src_len: torch.Tensor, tgt_len: torch.Tensor, buckets: int) -> list[torch.Tensor] | None:

@@ -63,6 +63,16 @@ from torch import nn
 
 from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, one_of
 from linalgformer.models.attention import attention
+from linalgformer.models.charton_parts import (
+    EncoderReadOut,
+    IndexPositions,
+    MatrixScheme,
+    NumberSlots,
+    Outputs,
+    RowSource,
+    TokenDecoder,
+    TokenSource,
+)
 from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions, PositionIds
 from linalgformer.models.number_values import NUMBER_FEATURES, NumberValues
 from linalgformer.models.value_features import ValueFeatures
@@ -99,27 +109,7 @@ class ModelConfig:
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
-        if self.width < 1 or self.heads < 1:
-            raise ValueError(f"width ({self.width}) and heads ({self.heads}) must be positive")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
-        if self.enc_layers < 1:
-            raise ValueError(f"enc_layers must be at least 1, got {self.enc_layers}")
-        if self.dec_layers < (0 if self.encoder_only else 1):
-            raise ValueError(f"dec_layers must be at least 1 for an encoder-decoder, got {self.dec_layers}")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.position_bias and self.positions != "matrix":
-            raise ValueError("model.position_bias needs model.positions=matrix (the ids it compares)")
-        if self.value_loss and (self.positions != "matrix" or self.encoder_only):
-            raise ValueError("model.value_loss needs model.positions=matrix (which answer entry each token "
-                             "writes) and a decoder")
-        if self.ffn_ratio <= 0 or self.max_len < 1:
-            raise ValueError(f"ffn_ratio ({self.ffn_ratio}) and max_len ({self.max_len}) must be positive")
+        check_options(self)
 
     @property
     def ffn_width(self) -> int:
@@ -134,6 +124,36 @@ MODEL_RULES = {
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
     "value_loss": at_least(0.0), "grammar": FLAG,
 }
+
+
+def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool = False) -> None:
+    """The rules of which options combine, stated once (ValueError). ``numbers_in`` / ``numbers_out``:
+    the continuous encoding (numbers by value) on the input / the answer side. Each field's own
+    range is :data:`MODEL_RULES`' (checked first, by ``ModelConfig``)."""
+    matrix = cfg.positions == "matrix"
+    needs = [(cfg.width % cfg.heads, f"width {cfg.width} must be divisible by heads {cfg.heads}"),
+             (cfg.dec_layers < 1 and not cfg.encoder_only,
+              f"dec_layers must be at least 1 for an encoder-decoder, got {cfg.dec_layers}"),
+             (cfg.position_bias and not matrix, "model.position_bias needs model.positions=matrix (the ids it compares)"),
+             (cfg.value_loss and (not matrix or cfg.encoder_only),
+              "model.value_loss needs model.positions=matrix (which answer entry each token writes) and a decoder"),
+             ((numbers_in or numbers_out) and not matrix,
+              "the continuous encoding needs model.positions=matrix (its entries' places)"),
+             (numbers_out and cfg.encoder_only, "a continuous answer needs a decoder (model.encoder_only=false)"),
+             (cfg.value_loss and numbers_out,
+              "model.value_loss is for token answers: a continuous answer is read out as values already"),
+             (cfg.input_units == "rows" and not matrix,
+              "model.input_units=rows needs model.positions=matrix (which row each token is in)")]
+    for broken, message in needs:
+        if broken:
+            raise ValueError(message)
+
+
+def number_features_of(cfg: ModelConfig, numbers_out: bool) -> str:
+    """``model.number_features`` with ``auto`` resolved: relative for a continuous answer, else absolute."""
+    if cfg.number_features != "auto":
+        return cfg.number_features
+    return "relative" if numbers_out else "absolute"
 
 
 # ----------------------------------------------------------------------------------------- blocks
@@ -185,26 +205,35 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """``down(relu(up(x)))`` (the paper's), or a gated unit ``down(act(up(x)) * gate(x))``:
-    ``swiglu`` (act = SiLU, Shazeer 2020) or ``bilinear`` (no activation: a pure product of two
-    projections). A gated unit multiplies features of its input, so that a product of two inputs
-    (the sign of x * y is the XOR of their signs) is one layer's linear read-out rather than a
-    function a ReLU layer must approximate; it has 1.5x the FFN parameters at equal ``ffn_ratio``."""
+    """``down(relu(up(x)))``, the paper's FFN (``model.ffn: relu``)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.kind = cfg.ffn
         self.up = nn.Linear(cfg.width, cfg.ffn_width)
         self.down = nn.Linear(cfg.ffn_width, cfg.width)
-        if self.kind != "relu":
-            self.gate = nn.Linear(cfg.width, cfg.ffn_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "relu":
-            return self.down(torch.relu(self.up(x)))
-        hidden = self.up(x)
-        hidden = nn.functional.silu(hidden) if self.kind == "swiglu" else hidden
-        return self.down(hidden * self.gate(x))
+        return self.down(torch.relu(self.up(x)))
+
+
+class GatedFeedForward(FeedForward):
+    """A gated unit ``down(act(up(x)) * gate(x))``: ``swiglu`` (act = SiLU, Shazeer 2020) or
+    ``bilinear`` (no activation: a pure product of two projections). It multiplies features of its
+    input, so that a product of two inputs (the sign of x * y is the XOR of their signs) is one
+    layer's linear read-out rather than a function a ReLU layer must approximate; it has 1.5x the
+    FFN parameters at equal ``ffn_ratio``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.gate = nn.Linear(cfg.width, cfg.ffn_width)
+        self.act = nn.SiLU() if cfg.ffn == "swiglu" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)) * self.gate(x))
+
+
+def feed_forward(cfg: ModelConfig) -> FeedForward:
+    return FeedForward(cfg) if cfg.ffn == "relu" else GatedFeedForward(cfg)
 
 
 class Residual(nn.Module):
@@ -226,7 +255,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.attn = Attention(cfg.width, cfg.heads, cfg.dropout)
-        self.ffn = FeedForward(cfg)
+        self.ffn = feed_forward(cfg)
         self.attn_res, self.ffn_res = Residual(cfg), Residual(cfg)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -267,7 +296,7 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.self_attn = Attention(cfg.width, cfg.heads, cfg.dropout)
         self.cross_attn = Attention(cfg.width, cfg.heads, cfg.dropout)
-        self.ffn = FeedForward(cfg)
+        self.ffn = feed_forward(cfg)
         self.self_res, self.cross_res, self.ffn_res = Residual(cfg), Residual(cfg), Residual(cfg)
 
     def forward(self, x: torch.Tensor, cross_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
@@ -309,7 +338,6 @@ class Embedding(nn.Module):
     def __init__(self, cfg: ModelConfig, tokens: nn.Embedding):
         super().__init__()
         self.tokens = tokens
-        self.kind = cfg.positions
         self.learned = cfg.positions == "learned"
         self.scale = math.sqrt(cfg.width) if cfg.positions == "sinusoidal" else 1.0
         if self.learned:
@@ -344,68 +372,89 @@ def read_out_index(ids: list[int], vocab_size: int) -> torch.Tensor:
 
 
 class Seq2Seq(nn.Module):
-    """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring."""
+    """Encoder-decoder (or encoder-only) transformer over token ids; see the module docstring.
+
+    Built from parts (:mod:`linalgformer.models.charton_parts`), each picked once here: a position
+    scheme, a source embedder and an answer head. ``num_id``: the input's ``<num>`` token, whose
+    value is embedded (a continuous input); ``regression``: the answer is read out as numbers."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  output_ids: list[int] | None = None, layout: MatrixLayout | None = None,
                  token_values=None, num_id: int | None = None, regression: bool = False):
         super().__init__()
-        # continuous encoding (models/number_values.py): ``num_id`` is the input's <num> token, whose
-        # value is embedded; ``regression`` reads the answer out as numbers, one slot per entry
-        self.num_id, self.regression = num_id, regression
-        if (num_id is not None or regression) and cfg.positions != "matrix":
-            raise ValueError("the continuous encoding needs model.positions=matrix (its entries' places)")
-        if regression and cfg.encoder_only:
-            raise ValueError("a continuous answer needs a decoder (model.encoder_only=false)")
-        if cfg.value_loss and regression:
-            raise ValueError("model.value_loss is for token answers: a continuous answer is read out as values already")
-        if cfg.input_units == "rows" and cfg.positions != "matrix":
-            raise ValueError("model.input_units=rows needs model.positions=matrix (which row each token is in)")
+        check_options(cfg, numbers_in=num_id is not None, numbers_out=regression)
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
+        self.num_id, self.regression = num_id, regression
         self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
-        if cfg.positions == "matrix":
-            if layout is None:
-                raise ValueError("matrix positions need the problem's matrix layout")
-            self.matrix_positions = MatrixPositions(cfg.width, layout, cfg.heads if cfg.position_bias else 0)
+        # the modules are made (and registered) in the order checkpoints and seeds have always seen
+        self.position_scheme = self._build_positions(cfg, layout)
+        self._build_value_parts(cfg, vocab_size, token_values, num_id, regression)
+        self.source_embedder = self._build_source(cfg, layout, vocab_size)
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
+        self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+        self.answer_head = self._build_answer(cfg, vocab_size, regression)
+        self._init_parameters(cfg, regression)
+
+    def _build_positions(self, cfg: ModelConfig, layout: MatrixLayout | None) -> IndexPositions | MatrixScheme:
+        if cfg.positions != "matrix":
+            return IndexPositions()
+        if layout is None:
+            raise ValueError("matrix positions need the problem's matrix layout")
+        self.matrix_positions = MatrixPositions(cfg.width, layout, cfg.heads if cfg.position_bias else 0)
+        return MatrixScheme(self.matrix_positions, cfg.position_bias)
+
+    def _build_value_parts(self, cfg: ModelConfig, vocab_size: int, token_values, num_id: int | None,
+                           regression: bool) -> None:
+        """The value features of number tokens (``model.value_features``) and the embedding of
+        numbers by value (a continuous input), as the value parts of the source embedding."""
+        self.values: ValueFeatures | None = None
+        self.numbers: NumberValues | None = None
         if cfg.value_features:
             if token_values is None or len(token_values) != vocab_size:
                 raise ValueError("value features need the value each vocabulary token writes")
             self.values = ValueFeatures(cfg.width, token_values)
         if num_id is not None:
-            kind = cfg.number_features
-            self.numbers = NumberValues(cfg.width, ("relative" if regression else "absolute") if kind == "auto" else kind)
+            self.numbers = NumberValues(cfg.width, number_features_of(cfg, regression))
+
+    def _build_source(self, cfg: ModelConfig, layout: MatrixLayout | None, vocab_size: int) -> TokenSource | RowSource:
         if cfg.input_units == "rows":  # an entry (its value, or its tokens), gated by its column, is summed into its row's token
             self.column_gate = nn.Embedding(layout.max_dim + 1, cfg.width)
-        src_tokens = nn.Embedding(vocab_size, cfg.width)
-        self.src_embed = Embedding(cfg, src_tokens)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
-        self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+        self.src_embed = Embedding(cfg, nn.Embedding(vocab_size, cfg.width))
+        if cfg.input_units == "rows":
+            return RowSource(self.src_embed, self.position_scheme, self.source_value_embedding, self.column_gate, self.num_id)
+        return TokenSource(self.src_embed, self.position_scheme, self.source_value_embedding)
+
+    def _build_answer(self, cfg: ModelConfig, vocab_size: int, regression: bool):
+        def decoder() -> None:
+            self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
+            self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
         if regression:
             self.answer_query = nn.Parameter(torch.zeros(cfg.width))
             self.slot_norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
-            self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
-            self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
+            decoder()
             self.value_head = nn.Linear(cfg.width, 1)
-        elif not cfg.encoder_only:
-            tgt_tokens = src_tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
-            self.tgt_embed = Embedding(cfg, tgt_tokens)
-            self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
-            self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
-        if not regression:
-            self.head = nn.Linear(cfg.width, vocab_size)
-        if cfg.value_loss and not regression:  # the auxiliary read-out of each answer token's entry value
+            return NumberSlots()
+        if not cfg.encoder_only:
+            tokens = self.src_embed.tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
+            self.tgt_embed = Embedding(cfg, tokens)
+            decoder()
+        self.head = nn.Linear(cfg.width, vocab_size)
+        if cfg.value_loss:  # the auxiliary read-out of each answer token's entry value
             self.entry_value = nn.Linear(cfg.width, 1)
+        return EncoderReadOut() if cfg.encoder_only else TokenDecoder()
+
+    def _init_parameters(self, cfg: ModelConfig, regression: bool) -> None:
         self.apply(self._init_weights)
         if regression:
             nn.init.normal_(self.answer_query, std=0.02)
         if cfg.input_units == "rows":
             nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
         if cfg.share_embeddings and not regression:
-            self.head.weight = src_tokens.weight
+            self.head.weight = self.src_embed.tokens.weight
 
     def register_output_ids(self, vocab_size: int, eos_id: int, output_ids: list[int] | None) -> None:
         """Buffers (not saved: derived from the vocabulary) for the read-out's rows and their inverse."""
@@ -418,22 +467,22 @@ class Seq2Seq(nn.Module):
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., W) -> (..., K): the read-out over ``output_ids`` (all V tokens when unrestricted)."""
-        if not (self.restricted or self.cfg.value_features):
+        if not self.restricted and self.values is None:
             return self.head(h)
         bias = None if self.head.bias is None else self.head.bias[self.output_ids]
         weight = self.head.weight[self.output_ids]
-        if self.cfg.value_features:
+        if self.values is not None:
             weight = weight + self.values.read_out_rows(self.output_ids)
         return nn.functional.linear(h, weight, bias)
 
     def value_embedding(self, ids: torch.Tensor) -> torch.Tensor | None:
         """The value features' part of the embeddings of ``ids`` (None without value features)."""
-        return self.values.embedding(ids) if self.cfg.value_features else None
+        return None if self.values is None else self.values.embedding(ids)
 
     def source_value_embedding(self, src: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor | None:
         """The value features' part plus, for a continuous input, the embedding of each number's value."""
         out = self.value_embedding(src)
-        if self.num_id is None:
+        if self.numbers is None:
             return out
         if values is None or values.shape != src.shape:
             raise ValueError("a model with a continuous input needs the values beside the <num> tokens")
@@ -460,64 +509,50 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor,
                values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """src (B, S), src_len (B,) -> memory (B, S, W), key padding mask (B, 1, 1, S) (True = real).
-        ``values`` (B, S): the numbers of a continuous input (``<num>`` positions)."""
+        """src (B, S), src_len (B,) -> memory (B, M, W), key padding mask (B, 1, 1, M) (True = real);
+        M = S, or the number of rows with ``input_units: rows``. ``values`` (B, S): the numbers of a
+        continuous input (``<num>`` positions)."""
         s = src.shape[1]
         mask = torch.arange(s, device=src.device)[None, :] < src_len.to(src.device)[:, None]  # (B, S)
         mask = mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S): broadcast over heads and queries
-        ids = self.matrix_positions.source(src) if self.cfg.positions == "matrix" else None
-        if self.cfg.input_units == "rows":
-            x, ids, keep = self.row_tokens(src, ids, values)
-            mask = keep[:, None, None, :]
-        else:
-            pos = None if ids is None else self.matrix_positions.embed(ids)
-            x = self.src_embed(src, pos_emb=pos, value_emb=self.source_value_embedding(src, values))
-        self_mask = self.matrix_positions.bias(ids, ids, mask) if self.cfg.position_bias else mask
+        x, ids, mask = self.source_embedder(src, values, mask)
+        self_mask = self.position_scheme.bias(ids, ids, mask)
         for layer in self.encoder:
             x = layer(x, self_mask)
         return self.enc_norm(x), mask
 
-    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
-               src: torch.Tensor | None = None, entry_values: bool = False):
-        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``.
-        ``src`` (the source ids) is needed with ``position_bias``. With ``entry_values`` (a model
-        with ``value_loss``) also (B, T) the value each position reads out for the answer entry
-        whose token it predicts, and (B, T) that entry's row-major index (-1: none)."""
-        ids = self.matrix_positions.target(tgt_in) if self.cfg.positions == "matrix" else None
-        pos = None if ids is None else self.matrix_positions.embed(ids)
-        x = self.tgt_embed(tgt_in, pos_emb=pos, value_emb=self.value_embedding(tgt_in))
-        if self.cfg.position_bias:
-            mem_mask = self.matrix_positions.bias(ids, self._source_ids(src), mem_mask)
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor | None = None,
+                values: torch.Tensor | None = None, shapes: torch.Tensor | None = None,
+                entry_values: bool = False) -> Outputs:
+        """Teacher forcing, for every kind of model: :class:`Outputs`. Token answers: ``logits``
+        (B, T, K) over ``output_ids`` (K = V unless restricted), position i predicting the token after
+        tgt_in[:, i] (encoder-only models read position i from encoder position i and ignore
+        tgt_in's values); ``entry_values`` adds the auxiliary read-out of ``model.value_loss``. A
+        continuous answer: ``numbers`` (B, P) for the answers' ``shapes`` (B, 2). ``values``: a
+        continuous input's numbers. (Everything goes through ``forward`` so that
+        DistributedDataParallel sees the call.)"""
+        memory, mask = self.encode(src, src_len, values)
+        return self.answer_head(self, memory, mask, src, tgt_in, shapes, entry_values)
+
+    def decoder_states(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
+                       src: torch.Tensor | None = None) -> torch.Tensor:
+        """All decoder positions at once (causal): tgt_in (B, T) -> final states (B, T, W). ``src``
+        (the source ids) is needed with ``position_bias``."""
+        ids = self.position_scheme.target(tgt_in)
+        x = self.tgt_embed(tgt_in, pos_emb=self.position_scheme.embed(ids), value_emb=self.value_embedding(tgt_in))
+        mem_mask = self.position_scheme.memory_bias(ids, lambda: self._source_ids(src), mem_mask)
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask)
-        h = self.dec_norm(x)
-        if entry_values:
-            return self.logits(h), self.entry_value(h)[..., 0].float(), self.matrix_positions.answer_entries(tgt_in)
-        return self.logits(h)
+        return self.dec_norm(x)
 
-    def row_tokens(self, src: torch.Tensor, ids: PositionIds,
-                   values: torch.Tensor | None) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
-        """``input_units: rows``: (B, G, W) one token per row of each operand, the sum over its
-        entries of (the value's embedding, or for a token input the embeddings of the entry's
-        tokens with their value features, x a learned gate of the entry's column), plus the row's
-        position; with its ids and (B, G) which tokens exist (see ``MatrixPositions.row_groups``)."""
-        group, row_ids, present = self.matrix_positions.row_groups(ids)
-        entries = self.source_value_embedding(src, values)
-        if self.num_id is None:  # token input: every token of a number joins its row, in its column
-            tokens = self.src_embed.tokens(src)
-            entries = tokens if entries is None else tokens + entries
-        entries = entries * self.column_gate(ids.col) * (group >= 0)[..., None]  # (B, S, W)
-        pooled = torch.zeros(len(src), present.shape[1], entries.shape[-1], dtype=entries.dtype, device=src.device)
-        pooled.scatter_add_(1, group.clamp(min=0)[..., None].expand_as(entries), entries)
-        base = self.matrix_positions.embed(row_ids)
-        if self.num_id is not None:
-            base = base + self.src_embed.tokens.weight[self.num_id]
-        return self.src_embed.drop(self.src_embed.norm(pooled + base)), row_ids, present
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
+               src: torch.Tensor | None = None) -> torch.Tensor:
+        """All positions at once (causal): tgt_in (B, T) -> logits (B, T, K) over ``output_ids``."""
+        return self.logits(self.decoder_states(tgt_in, memory, mem_mask, src))
 
     def memory_ids(self, src: torch.Tensor) -> PositionIds:
         """The matrix position ids of the memory's tokens (entries, or rows with ``input_units: rows``)."""
-        ids = self.matrix_positions.source(src)
-        return self.matrix_positions.row_groups(ids)[1] if self.cfg.input_units == "rows" else ids
+        return self.source_embedder.memory_ids(src)
 
     def _source_ids(self, src: torch.Tensor | None) -> PositionIds:
         if src is None:
@@ -533,38 +568,22 @@ class Seq2Seq(nn.Module):
         real = index < sizes
         return self.matrix_positions.answer(index // cols, index % cols, real), real
 
-    def regress(self, src: torch.Tensor, src_len: torch.Tensor, shapes: torch.Tensor,
-                values: torch.Tensor | None = None) -> torch.Tensor:
+    def number_slots(self, memory: torch.Tensor, mem_mask: torch.Tensor, src: torch.Tensor,
+                     shapes: torch.Tensor) -> torch.Tensor:
         """A continuous answer: (B, P) numbers, one per entry of each answer (row-major; ``shapes``
         (B, 2) their rows and columns; 0 beyond an answer's last entry), in units of max|input|**d."""
-        memory, mem_mask = self.encode(src, src_len, values)
-        ids, real = self.answer_slots(shapes.to(src.device))
+        ids, real = self.answer_slots(shapes.to(memory.device))
         x = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
-        if self.cfg.position_bias:
-            mem_mask = self.matrix_positions.bias(ids, self.memory_ids(src), mem_mask)
+        mem_mask = self.position_scheme.memory_bias(ids, lambda: self.memory_ids(src), mem_mask)
         self_mask = real[:, None, None, :]
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask, self_mask=self_mask)
         return self.value_head(self.dec_norm(x))[..., 0].float().masked_fill(~real, 0.0)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor | None = None,
-                values: torch.Tensor | None = None, shapes: torch.Tensor | None = None,
-                entry_values: bool = False):
-        """Teacher forcing: logits (B, T, K) over ``output_ids`` (K = V unless restricted); position i
-        predicts the token after tgt_in[:, i]. ``values``: a continuous input's numbers. A model with
-        a continuous answer returns :meth:`regress` of the answers' ``shapes`` instead (through
-        ``forward``, so that DistributedDataParallel sees the call). ``entry_values``: also return
-        :meth:`decode`'s entry values (the auxiliary loss of ``model.value_loss``).
-
-        Encoder-only models ignore tgt_in's values and read position i from encoder position i."""
-        if self.regression:
-            if shapes is None:
-                raise ValueError("a model with a continuous answer needs the answers' shapes")
-            return self.regress(src, src_len, shapes, values)
-        memory, mask = self.encode(src, src_len, values)
-        if self.cfg.encoder_only:
-            return self.read_out(memory, tgt_in.shape[1])
-        return self.decode(tgt_in, memory, mask, src, entry_values=entry_values)
+    def regress(self, src: torch.Tensor, src_len: torch.Tensor, shapes: torch.Tensor,
+                values: torch.Tensor | None = None) -> torch.Tensor:
+        """A continuous answer's numbers (B, P): ``forward(...).numbers``."""
+        return self(src, src_len, values=values, shapes=shapes).numbers
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
         """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""
@@ -580,7 +599,7 @@ class Seq2Seq(nn.Module):
         """An empty cache holding each decoder layer's cross-attention keys/values of ``memory``
         (and, with ``position_bias``, the matrix position ids of ``src``)."""
         cross = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
-        source = self._source_ids(src) if self.cfg.position_bias else None
+        source = self.position_scheme.bias_keys(lambda: self._source_ids(src))
         return DecoderCache(cross=cross, mem_mask=mem_mask, past=[None] * len(self.decoder), source=source)
 
     def decode_step(self, tokens: torch.Tensor, cache: DecoderCache,
@@ -589,15 +608,9 @@ class Seq2Seq(nn.Module):
 
         ``prefix`` (B, cache.length + 1): every decoder input so far, <bos> first and ``tokens``
         last; matrix positions read their ids off it (other positions ignore it)."""
-        pos, mem_mask = None, cache.mem_mask
-        if self.cfg.positions == "matrix":
-            if prefix is None or prefix.shape[1] != cache.length + 1:
-                raise ValueError("decoding with matrix positions needs the whole prefix of decoder inputs")
-            ids = self.matrix_positions.target(prefix).rows(slice(None), last=1)
-            pos = self.matrix_positions.embed(ids)
-            if self.cfg.position_bias:
-                mem_mask = self.matrix_positions.bias(ids, cache.source, mem_mask)
-        x = self.tgt_embed(tokens[:, None], start=cache.length, pos_emb=pos,
+        ids = self.position_scheme.step(prefix, cache.length)
+        mem_mask = self.position_scheme.memory_bias(ids, lambda: cache.source, cache.mem_mask)
+        x = self.tgt_embed(tokens[:, None], start=cache.length, pos_emb=self.position_scheme.embed(ids),
                            value_emb=self.value_embedding(tokens[:, None]))  # (B,) -> (B, 1, W)
         for i, layer in enumerate(self.decoder):
             x = layer(x, cache.cross[i], mem_mask, cache=cache, layer=i)

@@ -244,14 +244,6 @@ class MatrixPositions(nn.Module):
             return torch.full_like(i, -1), i
         return i, j
 
-    def source_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.source(tokens))
-
-    def target_embedding(self, prefix: torch.Tensor, last: int = 0) -> torch.Tensor:
-        """Embeddings of the decoder positions; ``last`` > 0 keeps only the last ``last`` of them."""
-        out = self.embed(self.target(prefix))
-        return out[:, -last:] if last else out
-
 
 def token_flags(token_kinds: list[str], dim_values: list[int]) -> dict[str, np.ndarray]:
     """starts / ends / numbers / dim_value arrays from each vocabulary token's kind.

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from linalgformer.config import RunConfig
+from linalgformer.plotting import heatmap
 from linalgformer.tables import evaluation_table, render_table
 from linalgformer.experiments.charton import accuracy_key
 from linalgformer.reproduce.steps import trained, training_done
@@ -49,13 +50,18 @@ def run_grid(config: RunConfig, protocol: dict, out: Path, device: torch.device)
     grid = protocol["grid"]
     train_laws, test_laws = list(grid["train"]), list(grid["test"])
     rows, table = [], []
-    for law in train_laws:
-        cfg = dataclasses.replace(config, problem=dataclasses.replace(config.problem, distribution=law))
+    for entry in train_laws:  # a law, or LABEL=DISTRIBUTION (a mixture: "mixture=laplace,positive")
+        law, _, distribution = str(entry).partition("=")
+        cfg = dataclasses.replace(config, problem=dataclasses.replace(config.problem, distribution=distribution or law))
         metrics = train_and_evaluate(cfg, protocol.get("eval") or {}, out / law, device, ",".join(test_laws))
         accs = {t: metrics["by_law"][t][accuracy_key(0.05)] for t in test_laws}
-        table.append({"train": law, **accs})
+        table.append({"train": law, "distribution": distribution or law, **accs})
         rows.append([law] + [accs[t] for t in test_laws])
-    text = "accuracy at 5% tolerance (rows: training law, columns: test law)\n"
+    text = "accuracy at 5% tolerance (rows: training law, columns: test law or family)\n"
     text += render_table(["train \\ test"] + test_laws, rows)
-    per_law = "; ".join(f"{law}: {training_done(out / law)}" for law in train_laws)
-    return {"run_dir": str(out), "table": table, "text": text + f"\n{describe_model(config)}; {per_law}"}
+    per_law = "; ".join(f"{law}: {training_done(out / law)}"
+                        for law in (str(e).partition("=")[0] for e in train_laws))
+    plot = heatmap([[row[t] for t in test_laws] for row in table], [row["train"] for row in table], test_laws,
+                   "accuracy within 5% (%)", out / "ood-grid.png", xlabel="test", ylabel="trained on")
+    return {"run_dir": str(out), "table": table, "plots": [str(plot)],
+            "text": text + f"\n{describe_model(config)}; {per_law}"}

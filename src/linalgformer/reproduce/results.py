@@ -8,11 +8,11 @@ and where it ran. Markdown (for docs/RESULTS.md) or plain text.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from linalgformer.errors import UserError
+from linalgformer.files import read_json
 from linalgformer.tables import render_table
 from linalgformer.tracking import read_metrics
 
@@ -21,9 +21,9 @@ COLUMNS = ["preset", "problem", "size", "encodings", "model", "examples", "train
 
 def load_result(path: Path) -> dict[str, Any]:
     try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read result {path}: {getattr(err, 'strerror', None) or err}.") from None
+        result = read_json(Path(path), "result file")  # bounded; nesting too deep is one sentence
+    except OSError as err:
+        raise UserError(f"cannot read result {path}: {err.strerror or err}.") from None
     if not isinstance(result, dict):
         raise UserError(f"{path} is not the result of `linalgformer reproduce` (not a JSON object).")
     return result
@@ -31,8 +31,9 @@ def load_result(path: Path) -> dict[str, Any]:
 
 def checked_row(path: Path) -> list[Any] | None:
     """The table row of the result in ``path``; UserError when its fields have the wrong shape."""
+    result = load_result(path)  # its own sentence when unreadable
     try:
-        return result_row(load_result(path))
+        return result_row(result)
     except (KeyError, TypeError, AttributeError, ValueError):
         raise UserError(f"{path} is not the result of `linalgformer reproduce` (its fields have the wrong "
                         "shape).") from None
@@ -43,7 +44,7 @@ def result_row(result: dict[str, Any]) -> list[Any] | None:
     run_dir, metrics = Path(result.get("run_dir", "")), result.get("metrics") or {}
     if result.get("family") != "charton" or "acc@0.05" not in metrics or not (run_dir / "config.json").is_file():
         return None
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json", "run config")
     problem, model = config["problem"], config["model"]
     size = (f"{problem['dim']}x{problem['dim']}" if not (problem.get("min_dim") and problem.get("max_dim"))
             else f"{problem['min_dim']}..{problem['max_dim']}")

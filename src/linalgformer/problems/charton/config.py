@@ -23,7 +23,7 @@ class CurriculumStage:
     min_dim: int = 0
     max_dim: int = 0
     bound: float = 0.0  # coefficient range +-bound
-    distribution: str = ""  # eigenvalue law(s) of symmetric problems
+    distribution: str = ""  # matrix families / eigenvalue laws (matrix_families)
 
     def __post_init__(self):
         check_fields(self, STAGE_RULES)
@@ -48,7 +48,9 @@ class ProblemConfig:
     output_encoding: str = ""  # "": encoding
     precision: int = 3
     max_exponent: int = 0  # 0: the encoding's default
-    distribution: str = ""  # eigenvalue law(s) of symmetric problems, e.g. "laplace,semicircle:2"
+    # matrix families with weights (matrix_families; symmetric problems: also the eigenvalue laws),
+    # e.g. "uniform:4,sparse,integers" or "laplace,semicircle:2"; "": the coefficient law / semicircle
+    distribution: str = ""
     coefficients: str = "uniform"  # uniform | gaussian
     bound: float = 10.0
     noise: float = 0.0  # input noise std, relative to the coefficients' std

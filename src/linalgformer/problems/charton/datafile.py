@@ -21,6 +21,7 @@ first bad one with a :class:`UserError` naming the file and line.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from array import array
@@ -29,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from linalgformer.errors import UserError
-from linalgformer.files import atomic_write_lines
+from linalgformer.files import atomic_write_lines, open_regular, parse_json
 from linalgformer.problems.charton.config import size_span
 from linalgformer.problems.charton.contract import Examples, Problem
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.sequences import Sequences
-from linalgformer.tokens import CONTINUOUS, decode_matrix, parse_matrix_tokens, sequence_text
+from linalgformer.tokens import CONTINUOUS, ENCODINGS, decode_matrix, make_encoding, parse_matrix_tokens, sequence_text
 
 FORMATS = ("text", "jsonl")
 MAX_FILE_BYTES = 4 * 2**30  # larger files are refused from their size, before any is read
@@ -85,12 +86,11 @@ def read_examples(path: str | Path, problem: Problem,
     MAX_LINE_CHARS at a time, ids are kept in flat int64 arrays (8 bytes a token, no per-line
     objects), and the padded arrays are sized (at most MAX_ARRAY_BYTES each) before allocation."""
     path = Path(path)
-    _check_size(path, max_bytes)
     checker = _TokenChecker(problem)
     sources, targets = _Column(), _Column()
     first: list[tuple[int, tuple[list[str], list[str]]]] = []  # the first lines, to check their answers
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with _open_examples(path, max_bytes) as handle:
             for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
                 pair = _parse_line(line, path, number)
                 if pair is None:
@@ -123,16 +123,17 @@ def _check_first_answers(problem: Problem, first: list, path: Path) -> None:
     _check_answers(examples, problem, answers, where)
 
 
-def _check_size(path: Path, max_bytes: int) -> None:
+def _open_examples(path: Path, max_bytes: int) -> io.TextIOWrapper:
+    """``path`` opened as UTF-8 text once it is known to be a regular file of at most ``max_bytes``
+    (a FIFO or device is refused unopened for reading, so nothing blocks)."""
     try:
         size = path.stat().st_size
     except OSError as err:
         raise UserError(f"cannot read example file {path}: {err.strerror or err}.") from None
-    if not path.is_file():
-        raise UserError(f"example file {path} is not a regular file.")
-    if size > max_bytes:
+    if size > max_bytes and path.is_file():
         raise UserError(f"example file {path} is {size / 2**30:.1f} GiB, more than the "
                         f"{max_bytes / 2**30:.1f} GiB this reader accepts.")
+    return io.TextIOWrapper(open_regular(path, "example file", max_bytes), encoding="utf-8")
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[list[str], list[str]] | None:
@@ -152,10 +153,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[list[str], list[str
 
 
 def _parse_json(text: str, where: str) -> tuple[list[str], list[str]]:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
-        raise UserError(f"{where} is not valid JSON.") from None
+    record = parse_json(text, where)  # nesting too deep is refused too
     if not isinstance(record, dict):
         raise UserError(f"{where} is not a JSON object with input and output tokens.")
     fields = [record.get("input"), record.get("output")]
@@ -223,16 +221,16 @@ class _Column:
 def read_test_examples(path: str | Path, problem: MatrixProblem, sizes: tuple[int, int]) -> Examples:
     """Numeric examples to score a model on, from a text, JSONL or reference-export file.
 
-    Each input is decoded in the problem's input encoding and its answer recomputed exactly, as
-    ``generate`` does; the line's own answer must decode in the output encoding, have the answer's
+    Each input is decoded in the problem's input encoding, or else in whichever of the others
+    writes it (then rounded to the input encoding, as the model reads it), and its answer
+    recomputed exactly, as ``generate`` does; the line's own answer must decode, have the answer's
     shape and pass the problem's checks loosely (:data:`ANSWER_AGREEMENT`). A line that does not
     fit (encoding, size outside ``sizes``, another problem) is a UserError naming its line."""
     path = Path(path)
-    _check_size(path, MAX_FILE_BYTES)
     examples = Examples(inputs=[], targets=[], laws=[], dims=[], tasks=[])
     answers, numbers = [], []
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with _open_examples(path, MAX_FILE_BYTES) as handle:
             for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
                 pair = _parse_line(line, path, number)
                 if pair is not None:
@@ -252,16 +250,32 @@ def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[
     """Append one line's input (with its exact answer) to ``examples``; returns the line's own answer.
     ``any_size``: a training file's line, whose size is not checked against ``sizes``."""
     vocab, codecs = problem.vocab, problem.codecs
-    decoded = []
-    for side, tokens, encoding in zip(("input", "answer"), pair, (codecs.input, codecs.output)):
-        unknown = [t for t in tokens if t not in vocab.stoi] if encoding.name != CONTINUOUS else []
-        if unknown:
-            raise UserError(f"{where}: unknown token {unknown[0]!r} in the {side}.")
-        matrix = parse_matrix_tokens(encoding, tokens, max_dim=vocab.max_dim)
+    decoded, foreign = [], []
+    for side, tokens, own in zip(("input", "answer"), pair, (codecs.input, codecs.output)):
+        known = [t for t in tokens if t in vocab.stoi or own.name == CONTINUOUS]
+        if len(known) == len(tokens):
+            matrix = parse_matrix_tokens(own, tokens, max_dim=vocab.max_dim)
+            if matrix is not None:
+                decoded.append(matrix)
+                foreign.append(False)
+                continue
+        if any_size:  # a training file is read in the model's own encodings, token for token
+            unknown = [t for t in tokens if t not in known]
+            if unknown:
+                raise UserError(f"{where}: unknown token {unknown[0]!r} in the {side}.")
+            raise UserError(f"{where}: the {side} is not a matrix in this model's {own.name} encoding.")
+        matrix = _foreign_matrix(tokens, own, vocab.max_dim)
         if matrix is None:
-            raise UserError(f"{where}: the {side} is not a matrix in this model's {encoding.name} encoding.")
+            raise UserError(f"{where}: the {side} is not a matrix in any encoding ({', '.join(ENCODINGS)}) "
+                            f"with precision {getattr(own, 'precision', 3)}.")
         decoded.append(matrix)
+        foreign.append(True)
     matrix = decoded[0]
+    if foreign[0] and problem.codecs.input.name != CONTINUOUS:  # read as the model reads it
+        rounded, fit = problem.round_input(matrix[None])
+        if not fit[0]:
+            raise UserError(f"{where}: the input cannot be written in this model's {codecs.input.name} encoding.")
+        matrix = rounded[0]
     _check_test_input(problem, matrix, None if any_size else sizes, where)
     target = problem.reference(Examples([matrix], [None], [""], [0]))[0]
     if not np.isfinite(target).all():
@@ -272,6 +286,23 @@ def _add_test_line(examples: Examples, problem: MatrixProblem, pair: tuple[list[
     examples.dims.append(int(problem.operand_dims(matrix.shape)[0]))
     examples.tasks.append(problem.name)
     return decoded[1]
+
+
+def _foreign_matrix(tokens: list[str], own, max_dim: int) -> np.ndarray | None:
+    """The matrix of a side written in another encoding than the model's (a P1000 model scored on
+    a B1999 file), or None; the caller re-encodes an input as the model reads it."""
+    precision = getattr(own, "precision", 3)
+    for name in ENCODINGS:
+        try:
+            encoding = make_encoding(name, precision)
+        except ValueError:
+            continue
+        if name == own.name:
+            continue
+        matrix = parse_matrix_tokens(encoding, tokens, max_dim=max_dim)
+        if matrix is not None and np.isfinite(matrix).all():
+            return matrix
+    return None
 
 
 def _check_test_input(problem: MatrixProblem, matrix: np.ndarray, sizes: tuple[int, int] | None, where: str) -> None:

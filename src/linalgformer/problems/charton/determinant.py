@@ -21,6 +21,7 @@ class Determinant(MatrixProblem):
     square = True  # the determinant needs a square matrix, whatever problem.rectangular says
     # matrix-aware positions: the input is one operand; the 1 x 1 answer keeps its own frame
     input_split, output_coupling = "whole", "same"
+    unusable_families = ("lowrank",)  # det = 0
 
     def output_shape(self, rows, cols):
         return 1, 1

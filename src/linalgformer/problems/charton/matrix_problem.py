@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linalgformer import matrices
+from linalgformer import matrices, matrix_families
 from linalgformer.errors import UserError
 from linalgformer.linalg import relative_errors
 from linalgformer.problems.charton.config import Codecs, Sampling
@@ -49,6 +49,7 @@ class MatrixProblem(Problem):
     # continuous answers (models.number_values): the answer scales as s**output_degree when the
     # input is multiplied by s (A + B: 1, M^T v: 2, A^-1: -1); see ``output_degrees``
     output_degree = 1
+    unusable_families: tuple[str, ...] = ()  # matrix families whose matrices have no answer here
     sign_free_columns = False  # the verifier accepts each answer column up to its sign (eigenvectors)
 
     def __init__(self, sampling: Sampling, codecs: Codecs):
@@ -90,13 +91,23 @@ class MatrixProblem(Problem):
 
     # --- sampling -----------------------------------------------------------------------------
     def draw(self, rng: np.random.Generator, law: str, count: int, rows: int, cols: int) -> np.ndarray:
-        """(count, r, c) clean input matrices (operands side by side), before rounding."""
+        """(count, r, c) clean input matrices (operands side by side), before rounding: ``law`` is an
+        eigenvalue law or matrix family (symmetric problems) or a matrix family (``matrix_families``)."""
+        s = self.sampling
         if self.symmetric:
-            return matrices.symmetric_matrices(rng, law, count, rows, self.sampling.coefficients,
-                                               self.sampling.bound)
-        shape = self.input_shape(rows, cols)
-        return matrices.random_matrices(rng, count, *shape, self.sampling.coefficients,
-                                        self.sampling.bound)
+            return matrix_families.draw_symmetric(rng, law, count, rows, s.bound, s.coefficients)
+        if law in matrices.COEFFICIENT_LAWS:  # iid entries: the whole input in one draw (the paper's)
+            return matrices.random_matrices(rng, count, *self.input_shape(rows, cols), law, s.bound)
+        return np.concatenate([matrix_families.draw_general(rng, law, count, r, c, s.bound)
+                               for r, c in self.operand_shapes(rows, cols)], axis=2)
+
+    def operand_shapes(self, rows: int, cols: int) -> list[tuple[int, int]]:
+        """The shapes of the operands written side by side in the input, left to right."""
+        if self.input_split == "halves":
+            return [(rows, cols), (rows, cols)]
+        if self.input_split == "last_column":
+            return [(rows, cols), (rows, 1)]
+        return [self.input_shape(rows, cols)]
 
     def sample(self, rng: np.random.Generator, count: int) -> Examples:
         out = Examples(inputs=[], targets=[], laws=[], dims=[], tasks=[])
@@ -135,7 +146,8 @@ class MatrixProblem(Problem):
         """(inputs, targets, ok) for one group of same shape and law."""
         clean, ok = self.round_input(self.draw(rng, law, count, rows, cols))
         targets, solved = self.solve(clean)
-        ok &= solved & self.fits(self.codecs.output, targets)
+        # an answer of zeros has no relative error to speak of (a sparse M^T v can be one): redrawn
+        ok &= solved & self.fits(self.codecs.output, targets) & self.nonzero(targets)
         if self.sampling.noise <= 0.0:
             return clean, targets, ok
         noisy = matrices.add_noise(rng, clean, self.sampling.noise, self.sampling.bound,
@@ -148,6 +160,11 @@ class MatrixProblem(Problem):
         fit = self.fits(self.codecs.input, mats)
         rounded = self.codecs.input.round(np.where(fit[:, None, None], mats, 0.0))
         return rounded, fit
+
+    @staticmethod
+    def nonzero(mats: np.ndarray) -> np.ndarray:
+        """(B,) whether each matrix has an entry other than 0."""
+        return (mats.reshape(mats.shape[0], -1) != 0).any(axis=1)
 
     @staticmethod
     def fits(encoding: NumberEncoding, mats: np.ndarray) -> np.ndarray:
@@ -298,6 +315,7 @@ class MatrixProblem(Problem):
         s = self.sampling
         size = str(s.min_dim) if s.min_dim == s.max_dim else f"{s.min_dim}..{s.max_dim}"
         size = f"{size} x {size}" if s.rectangular and not self.square else f"{size}"
-        law = s.laws.describe() if self.symmetric else f"{s.coefficients} coefficients on +-{s.bound:g}"
+        law = (s.laws.describe() if self.symmetric or s.laws.laws != (s.coefficients,)
+               else f"{s.coefficients} coefficients on +-{s.bound:g}")
         noise = f", input noise {s.noise:g}" if s.noise > 0 else ""
         return f"size {size}, {law}{noise}; {self.codecs.input.name} -> {self.codecs.output.name}"

@@ -10,7 +10,7 @@ import importlib
 import math
 from dataclasses import replace
 
-from linalgformer import matrices
+from linalgformer import matrices, matrix_families
 from linalgformer.errors import UserError
 from linalgformer.problems.charton.config import DEFAULT_COTRAINING, Codecs, ProblemConfig, Sampling
 from linalgformer.problems.charton.contract import Problem
@@ -103,18 +103,35 @@ def _cotraining_tasks(cfg: ProblemConfig) -> tuple[str, ...]:
 
 def _sampling(cfg: ProblemConfig, name: str, min_dim: int, max_dim: int) -> Sampling:
     symmetric = name in SYMMETRIC_PROBLEMS
-    if cfg.distribution and not symmetric and cfg.name != "cotraining":
-        raise UserError(f"problem.distribution (eigenvalue laws) needs a symmetric problem "
-                        f"({', '.join(SYMMETRIC_PROBLEMS)}), not {name}.")
     if cfg.rectangular and name in SQUARE_PROBLEMS and cfg.name != "cotraining":
         raise UserError(f"{name} works on square matrices: set problem.rectangular to false.")
     if symmetric:
-        laws = matrices.parse_mixture(cfg.distribution or "semicircle")
+        laws = _distribution(cfg.distribution or "semicircle", matrix_families.SYMMETRIC_FAMILIES)
+    elif cfg.distribution and cfg.name != "cotraining":
+        _check_general_distribution(cfg.distribution, name)
+        laws = _distribution(cfg.distribution, matrix_families.GENERAL_FAMILIES)
     else:
         laws = matrices.Mixture((cfg.coefficients,), (1.0,))
     return Sampling(min_dim=min_dim, max_dim=max_dim, rectangular=cfg.rectangular,
                     coefficients=cfg.coefficients, bound=float(cfg.bound), noise=float(cfg.noise),
                     laws=laws)
+
+
+def _distribution(text: str, known: tuple[str, ...]) -> matrices.Mixture:
+    try:
+        return matrices.parse_mixture(text, known)
+    except UserError as err:
+        raise UserError(f"problem.distribution: {err}") from None
+
+
+def _check_general_distribution(text: str, name: str) -> None:
+    """An eigenvalue law (or a symmetric-only family) named for a problem of general matrices."""
+    for item in text.split(","):
+        family = item.strip().partition(":")[0]
+        if family not in matrix_families.GENERAL_FAMILIES and family in matrix_families.SYMMETRIC_FAMILIES:
+            raise UserError(f"{family!r} is a law of symmetric matrices: it needs a symmetric problem "
+                            f"({', '.join(SYMMETRIC_PROBLEMS)}), not {name} (matrix families for {name}: "
+                            f"{', '.join(matrix_families.GENERAL_FAMILIES)}).")
 
 
 def _codecs(cfg: ProblemConfig, tasks: tuple[str, ...]) -> Codecs:

@@ -125,6 +125,7 @@ class InvertMatrix(MatrixProblem):
     name, summary = "invert_matrix", "A -> A^-1"
     output_degree = -1
     square = True
+    unusable_families = ("lowrank",)  # always singular
 
     def output_shape(self, rows, cols):
         return rows, rows
@@ -143,6 +144,7 @@ class InvertMatrix(MatrixProblem):
 class SymInverse(InvertMatrix):
     name, summary = "syminverse", "symmetric A -> A^-1"
     symmetric = True
+    unusable_families = ("laplacian",)  # always singular (its rows sum to zero)
 
 
 class SingularValues(MatrixProblem):

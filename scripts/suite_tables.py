@@ -1,0 +1,40 @@
+"""Markdown tables of the bundled models' robustness suites, read from their cards (written by
+``scripts/bundle_model.py``, which runs ``linalgformer evaluate NAME --suite families``).
+
+    python scripts/suite_tables.py                 # every bundled model with a suite on its card
+    python scripts/suite_tables.py eigenvalues-5x5 # one
+"""
+
+from __future__ import annotations
+
+import sys
+
+from linalgformer.bundled import bundled_models, model_card
+
+
+def table(name: str, card: dict) -> str:
+    suite = card["suite"]
+    dims = [str(d) for d in suite["dims"]]
+    lines = [f"**{name}** ({card.get('description', '')}): % within 5%, {suite['count_per_cell']} matrices per "
+             f"cell, mean over cells {100 * suite['mean']:.1f}%; `{suite['command']}`", "",
+             "| family | " + " | ".join(f"{d}x{d}" for d in dims) + " | all |",
+             "|---|" + "---:|" * (len(dims) + 1)]
+    for family, cells in suite["cells"].items():
+        row = [f"{100 * cells[d]:.1f}" if cells.get(d) is not None else "-" for d in dims]
+        lines.append(f"| {family} | " + " | ".join(row) + f" | {100 * suite['by_family'][family]:.1f} |")
+    for family, why in suite.get("errors", {}).items():
+        lines.append(f"| {family} | n/a: {why} |" + " |" * len(dims))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    wanted = sys.argv[1:]
+    for name, path in bundled_models().items():
+        card = model_card(path)
+        if (wanted and name not in wanted) or "suite" not in card:
+            continue
+        print(table(name, card) + "\n")
+
+
+if __name__ == "__main__":
+    main()
