@@ -11,6 +11,7 @@ to 8x8 (``--count`` seeded examples per size) beside the 5x5 model as shipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -51,7 +52,8 @@ def main() -> None:
     base = bundled_models()["eigenvalues-5x5"]
     rows = {"5x5 model as shipped (no 6-8 examples)": measured(lf.load("eigenvalues-5x5", device="cpu"), args.count)}
     for label, init in (("retrained from the 5x5 model", str(base)), ("from scratch", "")):
-        model = lf.train(recipe(args.steps, init), args.out / ("retrain" if init else "scratch"), progress=False)
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's evaluation lines: stdout stays pure JSON
+            model = lf.train(recipe(args.steps, init), args.out / ("retrain" if init else "scratch"), progress=False)
         rows[f"{label}, {args.steps * 64:,} examples of 6-8"] = measured(model, args.count)
         print(f"done: {label}", file=sys.stderr)
     if args.json:

@@ -3,6 +3,7 @@
 
     python scripts/suite_tables.py                 # every bundled model with a suite on its card
     python scripts/suite_tables.py eigenvalues-5x5 # one
+    python scripts/suite_tables.py --summary       # one row per model (docs/RESULTS.md 8.2)
 """
 
 from __future__ import annotations
@@ -27,7 +28,25 @@ def table(name: str, card: dict) -> str:
     return "\n".join(lines)
 
 
+def summary() -> str:
+    """One row per bundled model with a suite: sizes, its card's accuracy, the suite's mean and worst cell."""
+    rows = []
+    for name, path in bundled_models().items():
+        card = model_card(path)
+        suite = card.get("suite")
+        if not suite:
+            continue
+        worst = suite["worst"]
+        rows.append(f"| {name} | {suite['dims'][0]}..{suite['dims'][-1]} | {100 * card['accuracy']['0.05']:.1f} | "
+                    f"{100 * suite['mean']:.1f} | {worst['family']} {worst['dim']}x{worst['dim']}: "
+                    f"{100 * worst['acc@0.05']:.0f}% | {round((card.get('train_seconds') or 0) / 60, 1)} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--summary"]:
+        print(summary())
+        return
     wanted = sys.argv[1:]
     for name, path in bundled_models().items():
         card = model_card(path)

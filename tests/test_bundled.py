@@ -45,7 +45,7 @@ def test_predict_by_problem_name_picks_the_bundled_model_of_that_size(capsys):
     assert main(["predict", "transpose", "--matrix", "[[1,2,3],[4,5,6],[7,8,9]]", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["problem"] == "transpose" and answer["error"] < 0.05
-    assert main(["predict", "transpose", "--matrix", "[[1,2],[3,4]]"]) == 2
+    assert main(["predict", "transpose", "--matrix", json.dumps([[1.5] * 9] * 9)]) == 2  # no model of 9x9
     err = capsys.readouterr().err
     assert "no bundled transpose model fits" in err and "transpose-3x3" in err and "Traceback" not in err
     assert main(["predict", "no_such_problem", "--matrix", "[[1,2],[3,4]]"]) == 2
@@ -102,7 +102,10 @@ def test_predict_warns_about_questions_outside_the_training_data(capsys):
     inside = "[[2,1,0.5],[1,3,1],[0.5,1,4]]"
     assert main(["predict", "eigenvalues-3x3", "--matrix", inside, "--json"]) == 0
     out = capsys.readouterr()
-    assert json.loads(out.out)["unseen_tokens"] == [] and "warning" not in out.err
+    answer = json.loads(out.out)
+    assert answer["unseen_tokens"] == [] and answer["outside_training"] == []
+    assert "never occur" not in out.err and "outside the training data" not in out.err
+    assert ("not within 5%" in out.err) == (answer["error"] > 0.05)  # a wrong answer is always warned
     for outside, tokens in (("[[2,1,0],[1,3,1],[0,1,4]]", ["0", "E0"]), ("[[2,1,500],[1,3,1],[500,1,4]]", ["E0"])):
         assert main(["predict", "eigenvalues-3x3", "--matrix", outside, "--json"]) == 0
         out = capsys.readouterr()

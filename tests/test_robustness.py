@@ -49,8 +49,10 @@ def test_evaluate_data_refuses_what_no_encoding_writes(tmp_path, capsys):
 
 
 def test_load_by_problem_and_size():
-    assert lf.load("eigenvalues", dim=5).path.name == "eigenvalues-5x5"
-    assert lf.load("eigenvalues", dim=3).path.name == "eigenvalues-3x3"
+    """The model trained on the size whose card has the best mean over the families' suite."""
+    assert lf.load("eigenvalues", dim=5).path.name == "eigenvalues-2-8"
+    assert lf.load("eigenvalues", dim=8).path.name == "eigenvalues-2-8"
+    assert lf.load("transpose", dim=4).path.name == "transpose-2-8"
     with pytest.raises(UserError, match="no bundled eigenvalues model fits"):
         lf.load("eigenvalues", dim=40)
     with pytest.raises(UserError, match="dim must be a positive integer"):

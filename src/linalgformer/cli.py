@@ -640,6 +640,16 @@ def card_score(card: dict) -> str:
     return f"{primary} {metrics[primary]:.3f}" + (f" ({' / '.join(parts)})" if parts else "")
 
 
+def suite_score(card: dict) -> str:
+    """The card's robustness suite in a few words: mean and worst cell at 5% over families x sizes."""
+    suite = card.get("suite")
+    if not isinstance(suite, dict) or "mean" not in suite:
+        return ""
+    worst = suite.get("worst") or {}
+    low = f", worst {100 * worst['acc@0.05']:.0f}% ({worst['family']} {worst['dim']}x{worst['dim']})" if worst else ""
+    return f"mean {100 * suite['mean']:.1f}%{low}"
+
+
 def cmd_models(args) -> int:
     from linalgformer.bundled import bundled_models, model_card
     from linalgformer.tables import render_table
@@ -648,8 +658,8 @@ def cmd_models(args) -> int:
     if args.json:
         emit_json(args, cards)
         return 0
-    rows = [[c["name"], c.get("problem", ""), card_score(c), c.get("test_count"), c.get("description", "")]
+    rows = [[c["name"], c.get("problem", ""), card_score(c), suite_score(c), c.get("test_count"), c.get("description", "")]
             for c in cards]
-    print(render_table(["model", "problem", "measured", "tested on", "what"], rows))
+    print(render_table(["model", "problem", "measured", "families (suite)", "tested on", "what"], rows))
     print("use: linalgformer predict MODEL --matrix \"[[1,2,3],[4,5,6],[7,8,9]]\"  (a data matrix X for pca models)")
     return 0
