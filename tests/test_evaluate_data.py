@@ -51,7 +51,7 @@ def test_the_four_encodings_read_back_as_the_examples_written(encoding, tmp_path
 @pytest.mark.parametrize("setting, bad_line, words", [
     ({}, "3|V3 V3 + 100 E-2\tV3 V1 + 100 E-2", "line 3: the input is not a matrix"),
     ({}, "3|only input tokens", "line 3 is not INPUT<TAB>OUTPUT"),
-    ({"encoding": "FP15"}, None, "line 1: unknown token"),
+    ({}, "3|V3 V3 + banana\tV3 V1 + 100 E-2", "line 3: the input is not a matrix in any encoding"),
     ({"dim": 4}, None, "line 1: a 4x4 eigenvalues input, but this model was trained on 3x3"),
     ({"name": "syminverse"}, None, "line 1: its answer is not the eigenvalues of its input"),
 ])
@@ -65,6 +65,14 @@ def test_lines_that_do_not_fit_are_refused_with_their_number(setting, bad_line, 
     assert main(["evaluate", "eigenvalues-3x3", "--data", str(path)]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_a_file_in_another_encoding_is_scored(tmp_path, capsys):
+    """An FP15 file to a P1000 model: decoded, then read as the model reads its numbers."""
+    problem = make_problem(ProblemConfig(name="eigenvalues", dim=3, encoding="FP15"))
+    path = reference_file(tmp_path / "f.txt", problem, problem.sample(np.random.default_rng(0), 4))
+    assert main(["evaluate", "eigenvalues-3x3", "--data", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 4
 
 
 def test_save_predictions_on_a_data_file(tmp_path, capsys):
