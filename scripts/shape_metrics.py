@@ -3,7 +3,7 @@ longest function, the length of training.py.
 
 A config-flag test is an ``if`` statement, conditional expression or comprehension filter whose
 condition reads a config field (``cfg.X``, ``self.cfg.X``, ``config.X``, ``self.config.X``) or one of
-the model's mode flags kept beside it (``self.regression``, ``self.num_id``, ``self.restricted``).
+the model's mode flags kept beside it (``self.numbers_out``, ``self.num_id``, ``self.restricted``).
 
     python scripts/shape_metrics.py [SRC]
 """

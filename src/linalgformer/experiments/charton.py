@@ -3,13 +3,19 @@
 A training example is ``<bos> OUTPUT <eos>`` predicted from ``INPUT`` (both written by the problem's
 number encodings); the loss is token cross-entropy; evaluation decodes greedily (or by beam search)
 and lets the problem verify each prediction with its own mathematics (see ``problems.charton``).
-The paper reproductions (tables, grids, retraining) are in :mod:`linalgformer.reproduce.charton`.
+A continuous answer (``numbers_out``: the ``continuous`` output encoding) is read out as numbers at
+once instead. The experiment picks its answer mode once, :class:`TokenAnswers` or
+:class:`NumberAnswers`: two objects with the same methods (loss, predict, score, token accuracy).
+The scores are gathered by :mod:`linalgformer.experiments.charton_scoring`; the units of numbers read
+out live in :mod:`linalgformer.models.number_units`. The paper reproductions (tables, grids,
+retraining) are in :mod:`linalgformer.reproduce.charton`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +24,30 @@ import torch
 import torch.nn.functional as F
 
 from linalgformer.errors import UserError
-from linalgformer.files import atomic_write_lines
+from linalgformer.experiments.charton_scoring import accuracy_key, prediction_rows, summarize, write_predictions
 from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.models.answer_grammar import AnswerGrammar
 from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
+from linalgformer.models.number_units import answer_tensors, entry_value_error, from_units, relative_error_loss
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
-from linalgformer.problems.charton.contract import TOLERANCES, Examples, Problem, Scores, join_examples
+from linalgformer.problems.charton.contract import Examples, Problem, Scores, join_examples
 from linalgformer.problems.charton.datafile import read_examples, read_test_examples
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.problems.charton.matrix_problem import subset as examples_subset
 from linalgformer.problems.charton.novelty import TrainingRange
 from linalgformer.problems.charton.registry import curriculum_problems, make_problem
 from linalgformer.sequences import Sequences, take, with_bos_eos
-from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens, sequence_text
+from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens
 
-__all__ = ["ProblemConfig", "ModelConfig", "Experiment"]
+__all__ = ["ProblemConfig", "ModelConfig", "Experiment", "TokenAnswers", "NumberAnswers", "accuracy_key"]
 
 EVAL_BATCH = 256
 
 
 WARN_ERROR = 0.05  # predict warns of an answer farther than this from numpy's (the verifier's d1)
-
-
-def accuracy_key(tau: float) -> str:
-    return f"acc@{tau:g}"
 
 
 class Experiment(BaseExperiment):
@@ -57,13 +60,14 @@ class Experiment(BaseExperiment):
         self.vocab = self.problem.vocab
         # the continuous encoding (models/number_values.py) on either side
         codecs = self.problem.codecs
-        self.values_in, self.values_out = (codecs.input.name == CONTINUOUS, codecs.output.name == CONTINUOUS)
-        if (self.values_in or self.values_out) and config.train.data_file:
+        self.values_in, self.numbers_out = (codecs.input.name == CONTINUOUS, codecs.output.name == CONTINUOUS)
+        if (self.values_in or self.numbers_out) and config.train.data_file:
             raise UserError("train.data_file holds token text: a continuous encoding draws fresh examples "
                             "(drop train.data_file or use a token encoding).")
-        if config.model.value_loss and (config.train.data_file or self.values_out):
+        if config.model.value_loss and (config.train.data_file or self.numbers_out):
             raise UserError("model.value_loss regresses the values of freshly drawn token answers: it cannot be used "
                             "with train.data_file or a continuous answer.")
+        self.answer_mode = NumberAnswers(self) if self.numbers_out else TokenAnswers(self)
         self.file_data = read_examples(config.train.data_file, self.problem) if config.train.data_file else None
         self.stages = curriculum_problems(config.problem)
         if self.stages and self.file_data is not None:
@@ -77,8 +81,8 @@ class Experiment(BaseExperiment):
 
     def set_grammar(self, on: bool) -> None:
         """Decode with the answer grammar (``model.grammar``; ``evaluate --grammar`` for any run)."""
-        if on and self.values_out:
-            raise UserError("the answer grammar constrains written tokens: a continuous answer is read out at once.")
+        if on:
+            self.answer_mode.check_grammar()
         if on and not isinstance(self.problem, MatrixProblem):
             raise UserError("the answer grammar needs one problem per model: cotraining mixes answers.")
         self.use_grammar = bool(on)
@@ -100,7 +104,7 @@ class Experiment(BaseExperiment):
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
                            token_values=self.vocab.token_values(),
                            num_id=self.vocab.stoi[NUM_TOKEN] if self.values_in else None,
-                           regression=self.values_out)
+                           numbers_out=self.numbers_out)
         except ValueError as err:
             raise UserError(f"bad model config: {err}") from None
 
@@ -145,46 +149,13 @@ class Experiment(BaseExperiment):
                  "tgt_len": torch.from_numpy(tgt.lengths.astype(np.int64) + 2)}
         if src.values is not None:
             batch["src_values"] = torch.from_numpy(src.values.astype(np.float64))
-        if (self.values_out or self.config.model.value_loss) and examples is not None:
+        if self.answer_mode.answers_in_units and examples is not None:
             batch.update(answer_tensors(self.train_problem, examples))
         return batch
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
-        """Mean token cross-entropy over the batch's answer tokens.
-
-        When lengths vary (mixed sizes), the batch is sorted by length and run as
-        ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
-        loss and gradient as the padded batch, without computing the padding."""
-        if self.values_out:
-            z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"]).numbers
-            return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
-        buckets = 1 if self.config.model.encoder_only else self.config.train.length_buckets  # reads out source positions
-        chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
-        values, weight = batch.get("src_values"), self.config.model.value_loss
-        answers = (batch["tgt_values"], batch["tgt_mask"]) if weight else None
-        if chunks is None:
-            chunks = [torch.arange(len(batch["src_len"]))]
-        token_sum, value_sum = 0.0, 0.0
-        for idx in chunks:
-            s, t = int(batch["src_len"][idx].max()), int(batch["tgt_len"][idx].max())
-            tokens, entries = self._token_loss(model, batch["src_ids"][idx, :s], batch["src_len"][idx],
-                                               batch["tgt_ids"][idx, :t], None if values is None else values[idx, :s],
-                                               None if answers is None else (answers[0][idx], answers[1][idx]))
-            token_sum, value_sum = token_sum + tokens, value_sum + entries
-        loss = token_sum / (batch["tgt_len"] - 1).sum()
-        return loss + weight * value_sum / len(batch["src_len"]) if weight else loss
-
-    def _token_loss(self, model, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
-                    values: torch.Tensor | None = None, answers: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """(summed token cross-entropy, summed auxiliary value error (0 without ``answers``: the
-        targets in their units and which exist, as :func:`answer_tensors`))."""
-        out = model(src, src_len, tgt[:, :-1], values, entry_values=answers is not None)
-        logits = out.logits  # (B, T-1, K): K answer tokens
-        tokens = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), self.target_classes(tgt[:, 1:]).reshape(-1),
-                                 ignore_index=-100, reduction="sum")
-        if answers is None:
-            return tokens, 0.0
-        return tokens, entry_value_error(out.entry_values, out.entries, *answers).sum()
+        """The training loss of the answer mode (:meth:`TokenAnswers.loss`, :meth:`NumberAnswers.loss`)."""
+        return self.answer_mode.loss(model, batch)
 
     def answer_ids(self) -> list[int]:
         """The token ids the model reads out: :func:`answer_token_ids`, or every id when
@@ -241,17 +212,13 @@ class Experiment(BaseExperiment):
                  distribution: str | None = None, dims: list[int] | None = None, beam: int = 1,
                  predictions: Path | None = None, data: Path | None = None, bound: float | None = None,
                  **_: Any) -> dict[str, Any]:
-        per_case, rows = [], []
+        mode, per_case, rows = self.answer_mode, [], []
         for problem, examples in self.test_sets(count, seed, distribution, dims, data, bound):
-            if self.values_out:  # answers as numbers; tokens are decoded (once) by the scoring itself
-                decoded, preds = self.answers(model, problem, examples, device, beam)
-                scores = problem.score_matrices(examples, decoded)
-            else:
-                decoded, preds = None, self.predict(model, problem, examples, device, beam)
-                scores = problem.score(examples, preds)
+            predicted = mode.predict(model, problem, examples, device, beam)
+            scores = mode.score(problem, examples, predicted)
             per_case.append(scores)
             if predictions is not None:
-                rows.extend(prediction_rows(problem, examples, decoded, preds, scores))
+                rows.extend(prediction_rows(problem, examples, mode.prediction_texts(problem, predicted), scores))
         if predictions is not None:
             write_predictions(predictions, rows)
         return summarize(per_case)
@@ -260,79 +227,18 @@ class Experiment(BaseExperiment):
                 beam: int = 1) -> tuple[list[np.ndarray | None], list[list[int]] | None]:
         """(the answers as matrices (None: not a matrix), their token ids or None for a continuous
         answer), in the order of ``examples``."""
-        if self.values_out:
-            if beam > 1:
-                raise UserError("beam search writes tokens: a continuous answer is read out at once (drop --beam).")
-            return self.predict_values(model, problem, examples, device), None
-        preds = self.predict(model, problem, examples, device, beam)
-        return [problem.decode_output(ids) for ids in preds], preds
+        return self.answer_mode.answers(problem, self.answer_mode.predict(model, problem, examples, device, beam))
 
-    def predict_values(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:
-        """A continuous model's answers for ``examples``: z * max|input|**d, in batches."""
-        src, _ = problem.encode(examples)
-        check_fits(model, src, problem, examples)
-        model.eval()
-        out: list[np.ndarray] = []
-        with torch.no_grad():
-            for start in range(0, len(examples), EVAL_BATCH):
-                rows = np.arange(start, min(start + EVAL_BATCH, len(examples)))
-                part = examples_subset(examples, rows)
-                width = int(src.lengths[rows].max())
-                values = None if src.values is None else torch.from_numpy(src.values[rows, :width]).to(device)
-                shapes = answer_tensors(problem, part)["out_shape"].to(device)
-                z = model.regress(torch.from_numpy(src.ids[rows, :width]).to(device),
-                                  torch.from_numpy(src.lengths[rows]).to(device), shapes, values)
-                out.extend(from_units(problem, part, z.double().cpu().numpy()))
-        return out
+    def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list:
+        """The answer mode's predictions for ``examples``, in batches: decoded output ids (no
+        specials) for a token answer, the answers as matrices for a continuous one."""
+        return self.answer_mode.predict(model, problem, examples, device, beam)
 
-    def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[list[int]]:
-        """Decoded output ids (no specials) for ``examples``, in batches."""
-        src, _ = problem.encode(examples)
-        check_fits(model, src, problem, examples)
-        max_len = problem.max_output_length(max(examples.dims)) + 2
-        model.eval()
-        order = np.argsort(src.lengths, kind="stable")  # batches of similar sizes: less padding, earlier stops
-        out: list[list[int]] = [[] for _ in range(len(examples))]
-        for start in range(0, len(examples), EVAL_BATCH):
-            rows = order[start:start + EVAL_BATCH]
-            ids = torch.from_numpy(src.ids[rows].astype(np.int64)).to(device)
-            lens = torch.from_numpy(src.lengths[rows].astype(np.int64)).to(device)
-            ids = ids[:, : int(lens.max())]
-            values = None if src.values is None else torch.from_numpy(src.values[rows, : ids.shape[1]]).to(device)
-            grammar = self.answer_grammar()
-            shapes = None if grammar is None else torch.from_numpy(answer_shapes(problem, examples, rows)).to(device)
-            decoded = (beam_search(model, ids, lens, max_len, beam=beam, values=values, grammar=grammar, shapes=shapes)
-                       if beam > 1 else greedy(model, ids, lens, max_len, values=values, grammar=grammar, shapes=shapes))
-            for row, tokens in zip(rows, decoded):
-                out[row] = tokens
-        return out
+    predict_values = predict  # the name callers of a continuous model know
 
     def token_accuracy(self, model, problem, examples: Examples, device: torch.device) -> dict[str, float]:
-        """Teacher forcing on ``examples`` (the true answer so far given): the share of next tokens
-        the model ranks first, by what the token writes: ``sign``, ``mantissa``, ``exponent``,
-        ``digit k`` (P10's k-th digit), ``number`` (FP15), ``dim`` (the answer's shape), ``<eos>``.
-        Where a token answer goes wrong: a sign at 50% is a coin toss. {} for a continuous answer."""
-        if self.values_out:
-            return {}
-        src, tgt = problem.encode(examples)
-        check_fits(model, src, problem, examples)
-        labels = self.token_labels(tgt)
-        batch = self.tensors(src, tgt)
-        right: dict[str, list[int]] = {}
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(examples), EVAL_BATCH):
-                rows = slice(start, start + EVAL_BATCH)
-                s, t = int(batch["src_len"][rows].max()), int(batch["tgt_len"][rows].max())
-                tgt_ids = batch["tgt_ids"][rows, :t].to(device)
-                values = batch.get("src_values")
-                logits = model(batch["src_ids"][rows, :s].to(device), batch["src_len"][rows].to(device),
-                               tgt_ids[:, :-1], None if values is None else values[rows, :s].to(device)).logits
-                hit = (logits.argmax(-1) == self.target_classes(tgt_ids[:, 1:])).cpu().numpy()
-                for label, ok in zip(labels[rows, : t - 1].ravel(), hit.ravel()):
-                    if label:
-                        right.setdefault(label, []).append(int(ok))
-        return {label: float(np.mean(v)) for label, v in right.items()}
+        """:meth:`TokenAnswers.token_accuracy` ({} for a continuous answer)."""
+        return self.answer_mode.token_accuracy(model, problem, examples, device)
 
     def token_labels(self, tgt: Sequences) -> np.ndarray:
         """(N, T + 1) what each answer token writes (see :meth:`token_accuracy`), aligned with the
@@ -376,7 +282,7 @@ class Experiment(BaseExperiment):
     @property
     def scale_free(self) -> bool:
         """Numbers in and out by value: the model is exactly equivariant to the input's scale."""
-        return self.values_in and self.values_out
+        return self.values_in and self.numbers_out
 
     def novelty(self, examples: Examples, seen: Examples) -> np.ndarray:
         """(B,) whether each question lies outside the range of the training questions ``seen``
@@ -427,6 +333,175 @@ def unseen_warning(tokens: list[str], problem) -> str:
             f"+-{problem.bound:g}); its answer may be unreliable")
 
 
+# ----------------------------------------------------------------------------- the answer modes
+
+
+class TokenAnswers:
+    """Answers written as tokens: token cross-entropy (with ``model.value_loss``, plus the
+    relative error of each answer entry's value), greedy or beam decoding, scored on the tokens."""
+
+    def __init__(self, experiment: Experiment):
+        self.experiment = experiment
+
+    @property
+    def answers_in_units(self) -> bool:
+        """Whether training batches carry the targets in their units (for the value loss)."""
+        return bool(self.experiment.config.model.value_loss)
+
+    def check_grammar(self) -> None:
+        """The answer grammar constrains written tokens: nothing to refuse."""
+
+    def loss(self, model, batch: Batch) -> torch.Tensor:
+        """Mean token cross-entropy over the batch's answer tokens, plus ``model.value_loss`` times the
+        mean relative error of the answer entries' values when that weight is set.
+
+        When lengths vary (mixed sizes), the batch is sorted by length and run as
+        ``train.length_buckets`` chunks, each cut to its own longest source and answer: the same
+        loss and gradient as the padded batch, without computing the padding."""
+        config = self.experiment.config
+        buckets = 1 if config.model.encoder_only else config.train.length_buckets  # reads out source positions
+        chunks = length_chunks(batch["src_len"], batch["tgt_len"], buckets)
+        values, weight = batch.get("src_values"), config.model.value_loss
+        answers = (batch["tgt_values"], batch["tgt_mask"]) if weight else None
+        if chunks is None:
+            chunks = [torch.arange(len(batch["src_len"]))]
+        token_sum, value_sum = 0.0, 0.0
+        for idx in chunks:
+            s, t = int(batch["src_len"][idx].max()), int(batch["tgt_len"][idx].max())
+            tokens, entries = self._token_loss(model, batch["src_ids"][idx, :s], batch["src_len"][idx],
+                                               batch["tgt_ids"][idx, :t], None if values is None else values[idx, :s],
+                                               None if answers is None else (answers[0][idx], answers[1][idx]))
+            token_sum, value_sum = token_sum + tokens, value_sum + entries
+        loss = token_sum / (batch["tgt_len"] - 1).sum()
+        return loss + weight * value_sum / len(batch["src_len"]) if weight else loss
+
+    def _token_loss(self, model, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+                    values: torch.Tensor | None = None, answers: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """(summed token cross-entropy, summed auxiliary value error (0 without ``answers``: the
+        targets in their units and which exist, as :func:`answer_tensors`))."""
+        out = model(src, src_len, tgt[:, :-1], values, entry_values=answers is not None)
+        logits = out.logits  # (B, T-1, K): K answer tokens
+        classes = self.experiment.target_classes(tgt[:, 1:])
+        tokens = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), classes.reshape(-1),
+                                 ignore_index=-100, reduction="sum")
+        if answers is None:
+            return tokens, 0.0
+        return tokens, entry_value_error(out.entry_values, out.entries, *answers).sum()
+
+    def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[list[int]]:
+        """Decoded output ids (no specials) for ``examples``, in batches of similar sizes (less
+        padding, earlier stops)."""
+        src, _ = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        max_len = problem.max_output_length(max(examples.dims)) + 2
+        model.eval()
+        grammar = self.experiment.answer_grammar()
+        decode = partial(beam_search, beam=beam) if beam > 1 else greedy
+        out: list[list[int]] = [[] for _ in range(len(examples))]
+        for rows, ids, lens, values in source_batches(src, np.argsort(src.lengths, kind="stable"), device):
+            shapes = None if grammar is None else torch.from_numpy(answer_shapes(problem, examples, rows)).to(device)
+            for row, tokens in zip(rows, decode(model, ids, lens, max_len, values=values, grammar=grammar, shapes=shapes)):
+                out[row] = tokens
+        return out
+
+    def answers(self, problem, predicted: list[list[int]]) -> tuple[list[np.ndarray | None], list[list[int]]]:
+        """(the decoded answers as matrices (None: not a matrix), the token ids)."""
+        return [problem.decode_output(ids) for ids in predicted], predicted
+
+    def score(self, problem, examples: Examples, predicted: list[list[int]]) -> Scores:
+        return problem.score(examples, predicted)
+
+    def prediction_texts(self, problem, predicted: list[list[int]]) -> list[str]:
+        return [" ".join(problem.vocab.to_strings(ids)) for ids in predicted]
+
+    def token_accuracy(self, model, problem, examples: Examples, device: torch.device) -> dict[str, float]:
+        """Teacher forcing on ``examples`` (the true answer so far given): the share of next tokens
+        the model ranks first, by what the token writes: ``sign``, ``mantissa``, ``exponent``,
+        ``digit k`` (P10's k-th digit), ``number`` (FP15), ``dim`` (the answer's shape), ``<eos>``.
+        Where a token answer goes wrong: a sign at 50% is a coin toss."""
+        experiment = self.experiment
+        src, tgt = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        labels = experiment.token_labels(tgt)
+        batch = experiment.tensors(src, tgt)
+        right: dict[str, list[int]] = {}
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(examples), EVAL_BATCH):
+                rows = slice(start, start + EVAL_BATCH)
+                s, t = int(batch["src_len"][rows].max()), int(batch["tgt_len"][rows].max())
+                tgt_ids = batch["tgt_ids"][rows, :t].to(device)
+                values = batch.get("src_values")
+                logits = model(batch["src_ids"][rows, :s].to(device), batch["src_len"][rows].to(device),
+                               tgt_ids[:, :-1], None if values is None else values[rows, :s].to(device)).logits
+                hit = (logits.argmax(-1) == experiment.target_classes(tgt_ids[:, 1:])).cpu().numpy()
+                for label, ok in zip(labels[rows, : t - 1].ravel(), hit.ravel()):
+                    if label:
+                        right.setdefault(label, []).append(int(ok))
+        return {label: float(np.mean(v)) for label, v in right.items()}
+
+
+class NumberAnswers:
+    """A continuous answer: one number per answer entry, read out at once in units of
+    max|input|**d (:mod:`linalgformer.models.number_units`); trained on the relative error the
+    verifiers score and scored on the matrices themselves."""
+
+    answers_in_units = True  # training batches carry the targets in their units
+
+    def __init__(self, experiment: Experiment):
+        self.experiment = experiment
+
+    def check_grammar(self) -> None:
+        raise UserError("the answer grammar constrains written tokens: a continuous answer is read out at once.")
+
+    def loss(self, model, batch: Batch) -> torch.Tensor:
+        """The mean relative error (the verifiers' d1) of the numbers read out for the batch."""
+        z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"]).numbers
+        return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
+
+    def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[np.ndarray]:
+        """The answers for ``examples``: z * max|input|**d, in batches."""
+        if beam > 1:
+            raise UserError("beam search writes tokens: a continuous answer is read out at once (drop --beam).")
+        src, _ = problem.encode(examples)
+        check_fits(model, src, problem, examples)
+        model.eval()
+        out: list[np.ndarray] = []
+        with torch.no_grad():
+            for rows, ids, lens, values in source_batches(src, np.arange(len(examples)), device):
+                part = examples_subset(examples, rows)
+                shapes = answer_tensors(problem, part)["out_shape"].to(device)
+                z = model.regress(ids, lens, shapes, values)
+                out.extend(from_units(problem, part, z.double().cpu().numpy()))
+        return out
+
+    def answers(self, problem, predicted: list[np.ndarray]) -> tuple[list[np.ndarray], None]:
+        """(the answers as matrices, None: no tokens were written)."""
+        return predicted, None
+
+    def score(self, problem, examples: Examples, predicted: list[np.ndarray]) -> Scores:
+        return problem.score_matrices(examples, predicted)  # tokens are decoded (once) by the scoring itself
+
+    def prediction_texts(self, problem, predicted: list[np.ndarray | None]) -> list[str]:
+        return [" ".join(matrix_tokens(problem.codecs.output, d)) if d is not None else "" for d in predicted]
+
+    def token_accuracy(self, model, problem, examples: Examples, device: torch.device) -> dict[str, float]:
+        """{}: no tokens are written."""
+        return {}
+
+
+def source_batches(src: Sequences, order: np.ndarray, device: torch.device
+                   ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """The questions ``src`` taken in ``order``, ``EVAL_BATCH`` at a time: (rows, ids (B, S), lengths
+    (B,), values (B, S) or None) on ``device``, each cut to its batch's longest source."""
+    for start in range(0, len(order), EVAL_BATCH):
+        rows = order[start:start + EVAL_BATCH]
+        width = int(src.lengths[rows].max())
+        values = None if src.values is None else torch.from_numpy(src.values[rows, :width]).to(device)
+        yield (rows, torch.from_numpy(src.ids[rows, :width].astype(np.int64)).to(device),
+               torch.from_numpy(src.lengths[rows].astype(np.int64)).to(device), values)
+
+
 def length_chunks(src_len: torch.Tensor, tgt_len: torch.Tensor, buckets: int) -> list[torch.Tensor] | None:
     """Row indices of up to ``buckets`` chunks of similar length (sorted by source, then answer
     length), or None when one padded batch wastes nothing (all lengths equal) or ``buckets`` <= 1."""
@@ -444,132 +519,6 @@ def check_fits(model, src: Sequences, problem, examples: Examples) -> None:
                         f"{longest} positions but the model has only {limit}.")
 
 
-def summarize(parts: list[Scores]) -> dict[str, Any]:
-    """Overall accuracies plus tables by law and by size."""
-    all_scores = concat_scores(parts)
-    out = score_stats(all_scores)
-    out["by_law"] = grouped(all_scores, all_scores.laws)
-    out["by_dim"] = grouped(all_scores, [str(d) for d in all_scores.dims])
-    return out
-
-
-def score_stats(s: Scores) -> dict[str, float]:
-    n = max(len(s.valid), 1)
-    stats = {accuracy_key(tau): float(c.sum() / n) for tau, c in s.correct.items()}
-    stats.update(exact=float(s.exact.sum() / n), invalid=float((~s.valid).sum() / n), count=len(s.valid))
-    finite = s.d1[np.isfinite(s.d1)]
-    stats["median_d1"] = float(np.median(finite)) if finite.size else float("inf")
-    return stats
-
-
-def grouped(s: Scores, keys: list[str]) -> dict[str, dict[str, float]]:
-    keys_arr = np.asarray(keys)
-    return {key: score_stats(subset(s, keys_arr == key)) for key in dict.fromkeys(keys)}
-
-
-def subset(s: Scores, mask: np.ndarray) -> Scores:
-    idx = np.flatnonzero(mask)
-    return Scores(s.valid[idx], s.exact[idx], s.d1[idx], s.d2[idx], s.dmax[idx],
-                  [s.laws[i] for i in idx], [s.dims[i] for i in idx])
-
-
-def concat_scores(parts: list[Scores]) -> Scores:
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return Scores(cat("valid"), cat("exact"), cat("d1"), cat("d2"), cat("dmax"),
-                  [x for p in parts for x in p.laws], [x for p in parts for x in p.dims])
-
-
-def prediction_rows(problem, examples: Examples, decoded: list[np.ndarray | None] | None,
-                    preds: list[list[int]] | None, scores: Scores) -> list[dict]:
-    """One JSON row per example; the prediction as its tokens, or (a continuous answer) as numbers."""
-    src, tgt = problem.encode(examples)
-    rows = []
-    for i in range(len(examples)):
-        if preds is not None:
-            prediction = " ".join(problem.vocab.to_strings(preds[i]))
-        else:
-            prediction = " ".join(matrix_tokens(problem.codecs.output, decoded[i])) if decoded[i] is not None else ""
-        rows.append({"input": sequence_text(problem.vocab, src, i), "target": sequence_text(problem.vocab, tgt, i),
-                     "prediction": prediction,
-                     "law": scores.laws[i], "dim": int(scores.dims[i]), "valid": bool(scores.valid[i]),
-                     "exact": bool(scores.exact[i]),
-                     "d1": float(scores.d1[i]) if np.isfinite(scores.d1[i]) else None,
-                     "correct@0.05": bool(scores.correct[TOLERANCES[0]][i])})
-    return rows
-
-
-def write_predictions(path: Path, rows: list[dict]) -> None:
-    atomic_write_lines(Path(path), (json.dumps(r) for r in rows))
-
-
-# ----------------------------------------------------------------------------- continuous answers
-
-
-def answer_units(problem, examples: Examples) -> list[np.ndarray]:
-    """Per example, the unit its answer is read out in: max|input|**d for each entry (d: the
-    problem's ``output_degrees``; max|input| is 1 for an all-zero input)."""
-    out = []
-    for x, dim, target in zip(examples.inputs, examples.dims, examples.targets):
-        scale = float(np.abs(x).max()) if np.size(x) else 0.0
-        scale = scale if scale > 0 else 1.0
-        degrees = problem.output_degrees(*problem.operand_dims(np.shape(x)))
-        if degrees.shape != target.shape:
-            raise ValueError(f"{problem.name}: degrees of shape {degrees.shape} for an answer of shape {target.shape}")
-        out.append(scale ** degrees)
-    return out
-
-
-def answer_shapes(problem, examples: Examples, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), 2) int64: the (rows, cols) of the answers to questions ``rows``, as the
-    question's shape implies them (what the answer grammar lets the header say)."""
-    shapes = [problem.output_shape(*problem.operand_dims(examples.inputs[i].shape)) for i in rows]
-    return np.array(shapes, dtype=np.int64).reshape(len(rows), 2)
-
-
-def answer_tensors(problem, examples: Examples) -> dict[str, torch.Tensor]:
-    """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32 and
-    ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer)."""
-    units = answer_units(problem, examples)
-    shapes = np.array([t.shape for t in examples.targets], dtype=np.int64).reshape(len(examples), 2)
-    width = int(shapes.prod(axis=1).max(initial=1))
-    values, mask = np.zeros((len(examples), width)), np.zeros((len(examples), width), dtype=bool)
-    for i, (target, unit) in enumerate(zip(examples.targets, units)):
-        flat = (target / unit).reshape(-1)
-        values[i, : flat.size], mask[i, : flat.size] = flat, True
-    return {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
-            "tgt_mask": torch.from_numpy(mask)}
-
-
-def from_units(problem, examples: Examples, z: np.ndarray) -> list[np.ndarray]:
-    """(B, P) read-outs in units -> the answers as matrices of their targets' shapes."""
-    out = []
-    for i, (target, unit) in enumerate(zip(examples.targets, answer_units(problem, examples))):
-        out.append(z[i, : target.size].reshape(target.shape) * unit)
-    return out
-
-
-def relative_error_loss(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of sum |z - t| / sum |t| over each answer's entries: the verifiers' d1."""
-    return relative_errors(z, target.to(z.device), mask.to(z.device)).mean()
-
-
-def relative_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B,): sum |z - t| / sum |t| over each row's ``mask``ed places."""
-    error = ((z - target).abs() * mask).sum(1)
-    size = (target.abs() * mask).sum(1)
-    return error / size.clamp_min(1e-6)
-
-
-def entry_value_error(z: torch.Tensor, entries: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``model.value_loss``: (B,) the relative error of the values z (B, T) that the decoder positions
-    read out for the answer entries ``entries`` (B, T) (-1: none) whose tokens they predict, against
-    the targets (B, P) in their units (every token of an entry is held to the entry's value)."""
-    target, mask = target.to(z.device), mask.to(z.device)
-    index = entries.clamp(min=0)
-    real = (entries >= 0) & mask.gather(1, index)
-    return relative_errors(z, target.gather(1, index), real)
-
-
 # ----------------------------------------------------------------------------- read-out and sizes
 
 
@@ -582,6 +531,13 @@ def answer_token_ids(problem) -> list[int]:
     for encoding in outputs:
         ids.update(int(i) for i in vocab.table(encoding))
     return sorted(ids)
+
+
+def answer_shapes(problem, examples: Examples, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), 2) int64: the (rows, cols) of the answers to questions ``rows``, as the
+    question's shape implies them (what the answer grammar lets the header say)."""
+    shapes = [problem.output_shape(*problem.operand_dims(examples.inputs[i].shape)) for i in rows]
+    return np.array(shapes, dtype=np.int64).reshape(len(rows), 2)
 
 
 SPLIT_WORDS = {"last_column": " ([M|v]: the vector as the last column)", "halves": " ([A|B]: the two matrices side by side)"}

@@ -35,7 +35,7 @@ position i (the output must be no longer than the padded input).
 Numbers by value (the ``continuous`` encoding, :mod:`linalgformer.models.number_values`): with
 ``num_id`` the source's ``<num>`` tokens also embed the values passed beside the ids (and with
 ``model.input_units: rows`` each row of each operand becomes one token, as it can for a token
-input too: the row token sums its tokens' embeddings); with ``regression`` the
+input too: the row token sums its tokens' embeddings); with ``numbers_out`` the
 token decoder and read-out are replaced by one query per answer entry and a linear read-out of one
 number each (:meth:`Seq2Seq.regress`, reached through ``forward`` with ``shapes``). A gated FFN
 (``model.ffn: swiglu | bilinear``) replaces the ReLU FFN in every block when asked.
@@ -376,28 +376,28 @@ class Seq2Seq(nn.Module):
 
     Built from parts (:mod:`linalgformer.models.charton_parts`), each picked once here: a position
     scheme, a source embedder and an answer head. ``num_id``: the input's ``<num>`` token, whose
-    value is embedded (a continuous input); ``regression``: the answer is read out as numbers."""
+    value is embedded (a continuous input); ``numbers_out``: the answer is read out as numbers."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,
                  output_ids: list[int] | None = None, layout: MatrixLayout | None = None,
-                 token_values=None, num_id: int | None = None, regression: bool = False):
+                 token_values=None, num_id: int | None = None, numbers_out: bool = False):
         super().__init__()
-        check_options(cfg, numbers_in=num_id is not None, numbers_out=regression)
+        check_options(cfg, numbers_in=num_id is not None, numbers_out=numbers_out)
         for name, tok in (("pad_id", pad_id), ("bos_id", bos_id), ("eos_id", eos_id)):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"{name} {tok} is outside the vocabulary of {vocab_size} tokens")
-        self.num_id, self.regression = num_id, regression
+        self.num_id, self.numbers_out = num_id, numbers_out
         self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         # the modules are made (and registered) in the order checkpoints and seeds have always seen
         self.position_scheme = self._build_positions(cfg, layout)
-        self._build_value_parts(cfg, vocab_size, token_values, num_id, regression)
+        self._build_value_parts(cfg, vocab_size, token_values, num_id, numbers_out)
         self.source_embedder = self._build_source(cfg, layout, vocab_size)
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
-        self.answer_head = self._build_answer(cfg, vocab_size, regression)
-        self._init_parameters(cfg, regression)
+        self.answer_head = self._build_answer(cfg, vocab_size, numbers_out)
+        self._init_parameters(cfg, numbers_out)
 
     def _build_positions(self, cfg: ModelConfig, layout: MatrixLayout | None) -> IndexPositions | MatrixScheme:
         if cfg.positions != "matrix":
@@ -408,7 +408,7 @@ class Seq2Seq(nn.Module):
         return MatrixScheme(self.matrix_positions, cfg.position_bias)
 
     def _build_value_parts(self, cfg: ModelConfig, vocab_size: int, token_values, num_id: int | None,
-                           regression: bool) -> None:
+                           numbers_out: bool) -> None:
         """The value features of number tokens (``model.value_features``) and the embedding of
         numbers by value (a continuous input), as the value parts of the source embedding."""
         self.values: ValueFeatures | None = None
@@ -418,7 +418,7 @@ class Seq2Seq(nn.Module):
                 raise ValueError("value features need the value each vocabulary token writes")
             self.values = ValueFeatures(cfg.width, token_values)
         if num_id is not None:
-            self.numbers = NumberValues(cfg.width, number_features_of(cfg, regression))
+            self.numbers = NumberValues(cfg.width, number_features_of(cfg, numbers_out))
 
     def _build_source(self, cfg: ModelConfig, layout: MatrixLayout | None, vocab_size: int) -> TokenSource | RowSource:
         if cfg.input_units == "rows":  # an entry (its value, or its tokens), gated by its column, is summed into its row's token
@@ -428,11 +428,11 @@ class Seq2Seq(nn.Module):
             return RowSource(self.src_embed, self.position_scheme, self.source_value_embedding, self.column_gate, self.num_id)
         return TokenSource(self.src_embed, self.position_scheme, self.source_value_embedding)
 
-    def _build_answer(self, cfg: ModelConfig, vocab_size: int, regression: bool):
+    def _build_answer(self, cfg: ModelConfig, vocab_size: int, numbers_out: bool):
         def decoder() -> None:
             self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
             self.dec_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
-        if regression:
+        if numbers_out:
             self.answer_query = nn.Parameter(torch.zeros(cfg.width))
             self.slot_norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
             decoder()
@@ -447,13 +447,13 @@ class Seq2Seq(nn.Module):
             self.entry_value = nn.Linear(cfg.width, 1)
         return EncoderReadOut() if cfg.encoder_only else TokenDecoder()
 
-    def _init_parameters(self, cfg: ModelConfig, regression: bool) -> None:
+    def _init_parameters(self, cfg: ModelConfig, numbers_out: bool) -> None:
         self.apply(self._init_weights)
-        if regression:
+        if numbers_out:
             nn.init.normal_(self.answer_query, std=0.02)
         if cfg.input_units == "rows":
             nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
-        if cfg.share_embeddings and not regression:
+        if cfg.share_embeddings and not numbers_out:
             self.head.weight = self.src_embed.tokens.weight
 
     def register_output_ids(self, vocab_size: int, eos_id: int, output_ids: list[int] | None) -> None:
@@ -639,5 +639,5 @@ class Seq2Seq(nn.Module):
         if not self.cfg.encoder_only:
             per_dec = 2 * block * t + 2 * (2 * w * w) * t + 2 * (2 * w * w) * s  # self+FFN, cross q/o, cross k/v
             flops += self.cfg.dec_layers * (per_dec + 4 * t * t * w + 4 * t * s * w)
-        flops += 2 * w * (1 if self.regression else len(self.output_ids)) * t  # read-out
+        flops += 2 * w * (1 if self.numbers_out else len(self.output_ids)) * t  # read-out
         return 3 * flops if training else flops

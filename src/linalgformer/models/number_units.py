@@ -1,0 +1,75 @@
+"""The units of answers read out as numbers (:mod:`linalgformer.models.number_values`, Output).
+
+Every Charton problem is homogeneous: scaling the input by s scales an answer entry by s**d (the
+problem's ``output_degrees``). A model reads each entry out in units of max|input|**d; these
+functions turn targets into those units, read-outs back into answers, and measure the relative
+error the verifiers score (``d1``). They serve a continuous answer and the auxiliary value loss of a
+token answer (``model.value_loss``).
+
+``problem`` is a Charton matrix problem (``name``, ``output_degrees``, ``operand_dims``) and
+``examples`` its examples (``inputs``, ``dims``, ``targets``): the arithmetic needs nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def answer_units(problem, examples) -> list[np.ndarray]:
+    """Per example, the unit its answer is read out in: max|input|**d for each entry (d: the
+    problem's ``output_degrees``; max|input| is 1 for an all-zero input)."""
+    out = []
+    for x, dim, target in zip(examples.inputs, examples.dims, examples.targets):
+        scale = float(np.abs(x).max()) if np.size(x) else 0.0
+        scale = scale if scale > 0 else 1.0
+        degrees = problem.output_degrees(*problem.operand_dims(np.shape(x)))
+        if degrees.shape != target.shape:
+            raise ValueError(f"{problem.name}: degrees of shape {degrees.shape} for an answer of shape {target.shape}")
+        out.append(scale ** degrees)
+    return out
+
+
+def answer_tensors(problem, examples) -> dict[str, torch.Tensor]:
+    """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32 and
+    ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer)."""
+    units = answer_units(problem, examples)
+    shapes = np.array([t.shape for t in examples.targets], dtype=np.int64).reshape(len(examples), 2)
+    width = int(shapes.prod(axis=1).max(initial=1))
+    values, mask = np.zeros((len(examples), width)), np.zeros((len(examples), width), dtype=bool)
+    for i, (target, unit) in enumerate(zip(examples.targets, units)):
+        flat = (target / unit).reshape(-1)
+        values[i, : flat.size], mask[i, : flat.size] = flat, True
+    return {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
+            "tgt_mask": torch.from_numpy(mask)}
+
+
+def from_units(problem, examples, z: np.ndarray) -> list[np.ndarray]:
+    """(B, P) read-outs in units -> the answers as matrices of their targets' shapes."""
+    out = []
+    for i, (target, unit) in enumerate(zip(examples.targets, answer_units(problem, examples))):
+        out.append(z[i, : target.size].reshape(target.shape) * unit)
+    return out
+
+
+def relative_error_loss(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of sum |z - t| / sum |t| over each answer's entries: the verifiers' d1."""
+    return relative_errors(z, target.to(z.device), mask.to(z.device)).mean()
+
+
+def relative_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,): sum |z - t| / sum |t| over each row's ``mask``ed places."""
+    error = ((z - target).abs() * mask).sum(1)
+    size = (target.abs() * mask).sum(1)
+    return error / size.clamp_min(1e-6)
+
+
+def entry_value_error(z: torch.Tensor, entries: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``model.value_loss``: (B,) the relative error of the values z (B, T) that the decoder positions
+    read out for the answer entries ``entries`` (B, T) (-1: none) whose tokens they predict, against
+    the targets (B, P) in their units (every token of an entry is held to the entry's value)."""
+    target, mask = target.to(z.device), mask.to(z.device)
+    index = entries.clamp(min=0)
+    real = (entries >= 0) & mask.gather(1, index)
+    return relative_errors(z, target.gather(1, index), real)
+
