@@ -36,6 +36,8 @@ def main() -> None:
                         help="NAME is already bundled: convert/re-measure it in place (no RUN_DIR)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--trained-with", default="", help="the command that trained the run (for the card)")
+    parser.add_argument("--views", type=int, default=1,
+                        help="also measure the answers averaged over this many views (evaluate --views) for the card")
     parser.add_argument("--suite-count", type=int, default=200,
                         help="examples per family and size of the card's robustness suite (0: none)")
     args = parser.parse_args()
@@ -69,6 +71,12 @@ def main() -> None:
     if args.rebundle:
         new["command"] += (f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
                            + (f" --suite-count {args.suite_count}" if args.suite_count != 200 else ""))
+    if args.views > 1:
+        experiment.set_views(args.views)
+        viewed = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
+        experiment.set_views(1)
+        new["views"] = {"views": args.views, "accuracy": viewed.get("accuracy"), "median_d1": viewed.get("median_d1"),
+                        "command": f"linalgformer evaluate {args.name} --count {args.count} --views {args.views}"}
     if config.family == "charton" and args.suite_count > 0:
         new["suite"] = suite_card(target, args.suite_count)
     trained_with = args.trained_with or card.get("trained_with")

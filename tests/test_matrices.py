@@ -130,6 +130,25 @@ def test_dims_cover_the_inclusive_range():
     assert set(dims.tolist()) == {3, 4, 5, 6}
 
 
+def test_a_size_power_draws_larger_sizes_more_often_and_zero_changes_nothing():
+    uniform = matrices.draw_dims(np.random.default_rng(0), 2000, 2, 8)
+    assert np.array_equal(matrices.draw_dims(np.random.default_rng(0), 2000, 2, 8, 0.0), uniform)
+    dims = matrices.draw_dims(np.random.default_rng(0), 40000, 2, 8, 2.0)
+    share = np.bincount(dims, minlength=9)[2:] / len(dims)
+    expected = np.arange(2, 9) ** 2 / (np.arange(2, 9) ** 2).sum()
+    np.testing.assert_allclose(share, expected, atol=0.01)
+    assert set(matrices.draw_dims(np.random.default_rng(1), 50, 5, 5, 2.0).tolist()) == {5}
+
+
+def test_a_problem_with_a_size_power_samples_by_it():
+    from linalgformer.problems.charton import ProblemConfig, make_problem
+    config = ProblemConfig(name="transpose", dim=5, min_dim=2, max_dim=8, encoding="continuous", size_power=3.0)
+    dims = np.array(make_problem(config).sample(np.random.default_rng(0), 3000).dims)
+    assert (dims == 8).mean() > 3 * (dims == 3).mean()
+    with pytest.raises(UserError, match="size_power"):
+        ProblemConfig(size_power=-1.0)
+
+
 def test_mixture_parsing_weights_and_errors():
     assert matrices.parse_mixture("laplace") == matrices.Mixture(("laplace",), (1.0,))
     assert matrices.parse_mixture("laplace, semicircle").weights == (0.5, 0.5)

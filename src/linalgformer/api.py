@@ -13,6 +13,10 @@ Nothing here keeps state between calls: a :class:`Model` holds its run's config,
 weights, and every function takes what it needs as arguments. Errors a user can cause raise the
 command line's :class:`~linalgformer.errors.UserError`, one sentence each. The ``linalgformer``
 command calls these same objects.
+
+The API names no family: what only some families can do it asks the run's experiment (the
+plug-in, :mod:`linalgformer.experiments.plugin`), and ``generate`` draws from the family that
+writes its examples as data (``registry.EXAMPLES_FAMILY``).
 """
 
 from __future__ import annotations
@@ -30,16 +34,12 @@ import numpy as np
 from linalgformer import checkpoint as ckpt
 from linalgformer.analysis import Analysis, analyze_examples
 from linalgformer.bundled import bundled_models, models_for_problem, resolve_model, trained_on_rows
-from linalgformer.config import RunConfig, check_examples_memory
+from linalgformer.config import RunConfig, check_examples_memory, from_dict
 from linalgformer.errors import UserError
-from linalgformer.experiments.charton import accuracy_key, check_question_shape
+from linalgformer.experiments.registry import EXAMPLES_FAMILY, config_fields, family_module, run_config_from_dict
 from linalgformer.files import check_output, check_utf8_path
 from linalgformer.matrix_text import MAX_ABS
-from linalgformer.problems.charton import ProblemConfig, make_problem
-from linalgformer.problems.charton.contract import Examples, Problem, join_examples
-from linalgformer.problems.charton.datafile import example_lines
 from linalgformer.reproduce.presets import load_preset
-from linalgformer.problems.charton.config import dim_range
 from linalgformer.runs import load_run
 from linalgformer.suites import SuiteResult, run_suite
 from linalgformer.training import pick_device, train_run
@@ -47,6 +47,7 @@ from linalgformer.training import pick_device, train_run
 __all__ = ["Model", "Generated", "load", "train", "preset", "generate", "UserError"]
 
 TEST_SEED = 12345  # the seed of `evaluate`'s test sets, on the command line too
+HEADLINE_TOLERANCE = "0.05"  # Model.evaluate's "accuracy": the share of answers within 5%
 
 
 class Model:
@@ -81,6 +82,21 @@ class Model:
         self.experiment.set_grammar(bool(on))
 
     @property
+    def views(self) -> int:
+        """How many views of each question an answer averages (1: the question alone). Settable to
+        K > 1 for a continuous answer of a problem whose answer a signed permutation of the question
+        leaves unchanged (eigenvalues, singular values): the mean of K answers is more precise."""
+        return int(getattr(getattr(self.experiment, "answer_mode", None), "views", 1))
+
+    @views.setter
+    def views(self, views: int) -> None:
+        if isinstance(views, (bool, np.bool_)) or not isinstance(views, (int, np.integer)) or not 1 <= views <= 64:
+            raise UserError(f"views must be a whole number from 1 to 64, got {views!r}.")
+        if not hasattr(self.experiment, "set_views"):
+            raise UserError(f"answer views are for matrix problems: the {self.config.family} family has none.")
+        self.experiment.set_views(int(views))
+
+    @property
     def problem(self) -> str:
         """The problem's name (``eigenvalues``; ``pca``/``gmm`` or ``linreg``.. in the other families)."""
         section = self.config.problem
@@ -97,8 +113,7 @@ class Model:
             raise UserError(f"predict takes a matrix (r, c) or a batch of them (B, r, c), got shape {array.shape}.")
         check_beam(beam)
         batch = array[None] if array.ndim == 2 else array
-        if self.config.family == "charton":  # a 3x4 question to a 3x3 model is refused, not answered NaN
-            check_question_shape(self.experiment.problem, self.config.problem, batch.shape[1:])
+        self.experiment.check_question(batch.shape[1:])  # a 3x4 question to a 3x3 model is refused, not answered NaN
         answers = self.experiment.predict_matrices(self.module, list(batch), beam=beam)
         if any(a is None for a in answers) or len({a.shape for a in answers}) > 1:
             raise UserError("the model's answers do not share one shape; ask one question at a time.")
@@ -119,7 +134,7 @@ class Model:
         check_count(count)
         check_beam(beam)
         check_seed(seed)
-        options = {} if bound is None else {"bound": check_bound(bound, self.config.family)}
+        options = {} if bound is None else {"bound": check_bound(bound, self.experiment)}
         self.check_test_sets(count, distribution, dims)
         if save_predictions is not None:  # never a link, a device, the run's own files or the data file
             check_output(Path(save_predictions), "save_predictions",
@@ -148,13 +163,8 @@ class Model:
         """Accuracy per matrix family and size (``evaluate --suite``): ``count`` examples per cell,
         the paper's test distribution first; ``dims`` default to every size the model was trained
         on. ``.table()`` prints it, ``.as_json()`` gives the numbers; see :mod:`linalgformer.suites`."""
-        if self.config.family != "charton":
-            raise UserError(f"suites test matrix problems (charton), not the {self.config.family} family.")
-        low, high = dim_range(self.config.problem)
-        sizes = list(dims) if dims else list(range(low, high + 1))
-        problem = self.experiment.problem
-        if not hasattr(problem, "unusable_families"):
-            raise UserError("suites test a model of one matrix problem, not cotraining.")
+        problem, trained = self.experiment.suite_problem()
+        sizes = list(dims) if dims else trained
         report = (lambda family: print(f"suite: {family}", file=sys.stderr)) if progress else None
         return run_suite(lambda family, sizes_: self.scores(count, distribution=family, dims=sizes_, seed=seed),
                          name, self.problem, problem.symmetric, sizes, count,
@@ -185,11 +195,10 @@ class Model:
         check_seed(seed)
         if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
             raise UserError(f"bins must be an integer from 1 to {MAX_BINS}, got {bins!r}.")
-        if self.config.family != "charton":
-            raise UserError(f"analyze studies tokenized (charton) models, not the {self.config.family} family.")
+        self.experiment.check_analyzable()
         self.check_test_sets(count, distribution, None)
-        sets = self.experiment.test_sets(count, seed, distribution, None, None if data is None else Path(data))
-        problem, examples = sets[0] if len(sets) == 1 else (sets[0][0], join_examples([e for _, e in sets]))
+        problem, examples = self.experiment.analysis_set(count, seed, distribution,
+                                                         None if data is None else Path(data))
         answers, preds = self.experiment.answers(self.module, problem, examples, self.device)
         result = analyze_examples(problem, examples, preds, bins=bins, answers=answers)
         result.tokens = self.experiment.token_accuracy(self.module, problem, examples, self.device)
@@ -220,13 +229,30 @@ def preset(name: str, quick: bool = False, overrides: dict[str, Any] | None = No
 def train(config: RunConfig, out: str | Path, progress: bool = True) -> Model:
     """Train ``config`` in the run directory ``out`` (resuming it if it holds the same run) and
     return the trained model, its final validation metrics in ``metrics``."""
-    if not isinstance(config, RunConfig):
-        raise UserError(f"train takes a run config (lf.preset(...)), not {type(config).__name__}.")
-    check_utf8_path(Path(check_name(out)), "the run directory")
-    final = train_run(config, Path(out), progress=progress)
+    final = fit(config, out, progress=progress)
     model = Model(out, config.train.device)
     model.metrics = final
     return model
+
+
+def fit(config: RunConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """:func:`train` without opening the trained model: the final validation metrics (what
+    ``linalgformer train`` prints; under torchrun every process trains, none loads the model)."""
+    if not isinstance(config, RunConfig):
+        raise UserError(f"train takes a run config (lf.preset(...)), not {type(config).__name__}.")
+    check_utf8_path(Path(check_name(out)), "the run directory")
+    return train_run(config, Path(out), progress=progress)
+
+
+def run_config(data: dict[str, Any]) -> RunConfig:
+    """A run config from a nested dict (a YAML preset's content, overrides applied), resolved
+    against its family's ``problem``/``model`` sections: what ``linalgformer train`` builds."""
+    return run_config_from_dict(data)
+
+
+def setting_names(family: str) -> set[str]:
+    """``"section.key"`` of every setting a ``family``'s run config has (``model.width``, ...)."""
+    return config_fields(family)
 
 
 @dataclass
@@ -261,30 +287,52 @@ def generate(problem: str, dim: int = 5, count: int = 10, encoding: str = "P1000
                      laws=list(examples.laws))
 
 
-def problem_config(values: dict[str, Any]) -> ProblemConfig:
+def examples_family():
+    """The plug-in module of the family whose examples ``generate`` writes (``EXAMPLES_FAMILY``)."""
+    return family_module(EXAMPLES_FAMILY)
+
+
+def problem_config(values: dict[str, Any]) -> Any:
     """A ``problem:`` section from keyword values; an unknown field is a UserError."""
-    known = ProblemConfig.__dataclass_fields__
+    section = examples_family().ProblemConfig
+    known = section.__dataclass_fields__
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise UserError(f"unknown problem setting {unknown[0]!r} (known: {', '.join(known)}).")
     if not isinstance(values.get("dim"), int) or values["dim"] < 1:
         raise UserError(f"dim must be a positive integer, got {values.get('dim')!r}.")
-    return ProblemConfig(**values)
+    return section(**values)
 
 
-def sample_examples(config: ProblemConfig, count: int, seed: int) -> tuple[Problem, Examples]:
+def problem_section(values: dict[str, Any]) -> Any:
+    """A ``problem:`` section from values checked as a config file's are (key names, types and
+    ranges; errors name ``problem.KEY``): what ``linalgformer generate`` builds from its flags."""
+    return from_dict(examples_family().ProblemConfig, values, "problem")
+
+
+def sample_examples(config: Any, count: int, seed: int) -> tuple[Any, Any]:
     """(problem, ``count`` examples drawn from ``seed``): what ``generate`` writes."""
     check_examples_memory(config, count)  # --dim 99 --count 10000000 is refused before it is drawn
-    problem = make_problem(config)
-    return problem, problem.sample(np.random.default_rng(seed), count)
+    return examples_family().draw_examples(config, count, seed)
+
+
+def example_lines(problem: Any, examples: Any, fmt: str = "text"):
+    """The examples' lines in format ``fmt`` (text: ``INPUT_TOKENS<TAB>OUTPUT_TOKENS``; jsonl)."""
+    return examples_family().example_lines(problem, examples, fmt)
+
+
+def write_examples(path: str | Path, problem: Any, examples: Any, fmt: str = "text") -> int:
+    """Write the examples to ``path`` atomically in format ``fmt``; returns the number written."""
+    return examples_family().write_examples(path, problem, examples, fmt=fmt)
 
 
 def accuracy_view(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Raw metrics -> the API's form: ``accuracy`` at 5%, ``tolerances`` by tolerance, groups alike."""
+    """Raw metrics -> the API's form: ``accuracy`` at 5%, ``tolerances`` by tolerance (``acc@TAU``
+    keys), groups alike."""
     out = {k: v for k, v in metrics.items() if not k.startswith("acc@") and not isinstance(v, dict)}
     tolerances = {k[len("acc@"):]: v for k, v in metrics.items() if k.startswith("acc@")}
     if tolerances:
-        out["accuracy"] = metrics[accuracy_key(0.05)]
+        out["accuracy"] = tolerances[HEADLINE_TOLERANCE]
         out["tolerances"] = tolerances
     for key in ("by_law", "by_dim"):
         if isinstance(metrics.get(key), dict):
@@ -306,9 +354,8 @@ def check_beam(beam: int) -> None:
         raise UserError(f"beam must be an integer from 1 to 64, got {beam!r}.")
 
 
-def check_bound(bound: float, family: str) -> float:
-    if family != "charton":
-        raise UserError(f"a test coefficient range (bound) is for the charton family, not {family}.")
+def check_bound(bound: float, experiment: Any) -> float:
+    experiment.check_test_bound()  # a family whose test sets have no coefficient range refuses
     if not isinstance(bound, (int, float)) or isinstance(bound, bool) or not math.isfinite(bound) or bound <= 0:
         raise UserError(f"the test coefficient range (bound) must be a positive number, got {bound!r}.")
     if bound > MAX_ABS:  # the largest entry a typed matrix may hold: beyond, products overflow

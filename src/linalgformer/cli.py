@@ -1,6 +1,8 @@
 """The ``linalgformer`` command line: generate, problems, train, evaluate, analyze, predict, reproduce, plot.
 
-The commands that use a trained model call the Python API (:mod:`linalgformer.api`).
+The commands call the Python API (:mod:`linalgformer.api`): this module turns flags into the API's
+arguments and its results into text or JSON; the training loop and the families' plug-ins are the
+API's business.
 
 Every error a user can cause ends in one sentence on stderr and exit status 2 (``UserError``).
 """
@@ -251,6 +253,10 @@ def add_evaluate(sub) -> None:
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
+    p.add_argument("--views", type=int, default=1, metavar="K",
+                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
+                        "views of each question (random signed permutations, which leave the answer as it "
+                        "is); more precise than one answer")
     p.add_argument("--suite", default=None, choices=SUITES,
                    help="a robustness suite: accuracy per matrix family (rows, the paper's test set first) and "
                         "size (columns; --dim, default every trained size), --count examples per cell")
@@ -278,6 +284,10 @@ def add_analyze(sub) -> None:
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
+    p.add_argument("--views", type=int, default=1, metavar="K",
+                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
+                        "views of each question (random signed permutations, which leave the answer as it "
+                        "is); more precise than one answer")
     p.set_defaults(run=cmd_analyze)
 
 
@@ -295,6 +305,10 @@ def add_predict(sub) -> None:
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
+    p.add_argument("--views", type=int, default=1, metavar="K",
+                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
+                        "views of each question (random signed permutations, which leave the answer as it "
+                        "is); more precise than one answer")
     p.set_defaults(run=cmd_predict)
 
 
@@ -342,8 +356,7 @@ def positive(name: str, value: int | None, maximum: int | None = None) -> None:
 
 
 def problem_config_from_args(args):
-    from linalgformer.config import from_dict
-    from linalgformer.problems.charton import ProblemConfig
+    from linalgformer.api import problem_section
 
     positive("dim", args.dim)
     positive("min-dim", args.min_dim)
@@ -352,12 +365,11 @@ def problem_config_from_args(args):
     values = {"name": args.problem, "dim": args.dim, "min_dim": args.min_dim or 0, "max_dim": args.max_dim or 0,
               "encoding": args.encoding, "input_encoding": args.input_encoding or "",
               "output_encoding": args.output_encoding or "", "distribution": args.distribution or ""}
-    return from_dict(ProblemConfig, values, "problem")
+    return problem_section(values)
 
 
 def cmd_generate(args) -> int:
-    from linalgformer.api import sample_examples
-    from linalgformer.problems.charton.datafile import example_lines, write_examples
+    from linalgformer.api import example_lines, sample_examples, write_examples
 
     if args.out is not None:  # before the examples are drawn: never a link, a device or a FIFO
         check_output(args.out, "--out")
@@ -427,14 +439,9 @@ def continuous_defaults(data: dict) -> None:
 
 def family_fields(family: str) -> set[str]:
     """"section.key" of every setting the family's run config has (a flag that sets another is refused)."""
-    import dataclasses
+    from linalgformer.api import setting_names
 
-    from linalgformer.config import TrainConfig
-    from linalgformer.experiments.registry import family_module
-
-    module = family_module(family)
-    sections = {"problem": module.ProblemConfig, "model": module.ModelConfig, "train": TrainConfig}
-    return {f"{name}.{f.name}" for name, cls in sections.items() for f in dataclasses.fields(cls)}
+    return setting_names(family)
 
 
 def check_flag(flag: str, key: str, family: str, fields: set[str]) -> None:
@@ -444,14 +451,12 @@ def check_flag(flag: str, key: str, family: str, fields: set[str]) -> None:
 
 
 def cmd_train(args) -> int:
-    from linalgformer.experiments.registry import run_config_from_dict
-    from linalgformer.training import train_run
-
-    check_utf8_path(args.out, "--out")
-    config = run_config_from_dict(train_config_dict(args))
+    from linalgformer.api import fit, run_config
     from linalgformer.tables import format_metrics
 
-    final = train_run(config, args.out, progress=not args.quiet)
+    check_utf8_path(args.out, "--out")
+    config = run_config(train_config_dict(args))
+    final = fit(config, args.out, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         print(format_metrics(final))
         print(f"run directory: {args.out}")
@@ -478,7 +483,7 @@ def cmd_evaluate(args) -> int:
     positive("beam", args.beam, 64)
     if args.save_predictions is not None:  # before the model is loaded; api.scores checks it against the run
         check_output(args.save_predictions, "--save-predictions")
-    model = with_grammar(load(args.run_dir, args.device), args.grammar)
+    model = with_views(with_grammar(load(args.run_dir, args.device), args.grammar), args.views)
     dims = parse_dims(args.dim)
     if args.suite is not None or args.plot is not None:
         return evaluate_suite(args, model, dims)
@@ -515,19 +520,25 @@ def evaluate_suite(args, model, dims: list[int] | None) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from linalgformer.api import load
+    from linalgformer.api import load, run_files
 
     positive("count", args.count, 1_000_000)
     positive("bins", args.bins, 100)
-    from linalgformer.api import run_files
-
-    model = with_grammar(load(args.run_dir, args.device), args.grammar)
+    model = with_views(with_grammar(load(args.run_dir, args.device), args.grammar), args.views)
     if not args.out.is_dir() or args.out.is_symlink():  # a folder gets the plot inside it
         check_output(args.out, "--out", run_files(model.path) + ((args.data,) if args.data else ()), sink=True)
     analysis = model.analyze(args.count, distribution=args.distribution, data=args.data, seed=args.seed, bins=args.bins)
     print(analysis.table())
     print(f"wrote {analysis.plot(args.out)}")
     return 0
+
+
+def with_views(model, views: int):
+    """``model`` answering the mean over ``views`` invariant views of each question (1: as it is)."""
+    positive("views", views, 64)
+    if views > 1:
+        model.views = views
+    return model
 
 
 def with_grammar(model, grammar: bool | None):
@@ -573,14 +584,13 @@ def read_matrix_text(args) -> str:
 
 
 def cmd_predict(args) -> int:
-    from linalgformer.api import Model, unshadowed
-    from linalgformer.bundled import resolve_model, trained_on_rows
+    from linalgformer.api import load
     from linalgformer.matrix_text import parse_matrix
 
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
-    model = with_grammar(Model(resolve_model(unshadowed(args.run_dir), fits=trained_on_rows(matrix.shape[0])), device="cpu"),
-                         args.grammar)
+    # a problem's name picks its bundled model trained on the matrix's size
+    model = with_views(with_grammar(load(args.run_dir, device="cpu", dim=matrix.shape[0]), args.grammar), args.views)
     answer = model.answer(matrix, beam=args.beam)
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)

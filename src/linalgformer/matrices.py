@@ -129,9 +129,14 @@ def add_noise(rng: np.random.Generator, mats: np.ndarray, noise: float, bound: f
     return mats + perturbation
 
 
-def draw_dims(rng: np.random.Generator, count: int, min_dim: int, max_dim: int) -> np.ndarray:
-    """(count,) int64 dimensions drawn uniformly in [min_dim, max_dim]."""
-    return rng.integers(min_dim, max_dim + 1, size=count, dtype=np.int64)
+def draw_dims(rng: np.random.Generator, count: int, min_dim: int, max_dim: int, power: float = 0.0) -> np.ndarray:
+    """(count,) int64 dimensions in [min_dim, max_dim]: uniformly, or with ``power`` p > 0 size n
+    drawn with probability proportional to n**p (2: in proportion to a square answer's entries)."""
+    if power == 0 or min_dim == max_dim:
+        return rng.integers(min_dim, max_dim + 1, size=count, dtype=np.int64)
+    sizes = np.arange(min_dim, max_dim + 1, dtype=np.int64)
+    weights = sizes.astype(np.float64) ** power
+    return rng.choice(sizes, size=count, p=weights / weights.sum())
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval
 # Train-section fields added after runs existed, with the behaviour such a run was trained with: a
 # run whose config.json lacks one resumes with that value, so that it goes on as it started.
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
+# Problem and model fields added after runs existed, whose default is what such a run did: a saved
+# section that lacks one is read with the default, so that the run still resumes.
+ADDED_LATER = {"problem": {"size_power": 0.0}, "model": {"zero_gate": 0.0, "newton_steps": 0}}
 
 
 def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[RunConfig, Experiment, torch.nn.Module]:
@@ -164,11 +167,18 @@ def read_saved(run_dir: Path) -> Saved | None:
     return Saved(tensors, ckpt.metadata_config(meta, run_dir / ckpt.WEIGHTS), ckpt.load_train_state(run_dir), run_dir)
 
 
+ADDABLE_PARTS = ("zero_head.",)  # parts a model may add to the run it starts from (they start fresh)
+
+
 def load_init_from(model: torch.nn.Module, source: Path) -> None:
-    """Copy the weights of another run (same model shape) into a fresh model."""
+    """Copy the weights of another run (same model shape) into a fresh model; the parts of
+    ``ADDABLE_PARTS`` that the source lacks (e.g. a zero gate added to a trained model) keep their
+    fresh initialisation."""
     ckpt.verify_checkpoint(source, (ckpt.WEIGHTS,))
     tensors, _ = ckpt.load_weights(source / ckpt.WEIGHTS)
-    ckpt.load_model_state(model, tensors, source / ckpt.WEIGHTS)
+    fresh = model.state_dict()
+    added = {name: fresh[name] for name in fresh if name.startswith(ADDABLE_PARTS) and name not in tensors}
+    ckpt.load_model_state(model, {**tensors, **added}, source / ckpt.WEIGHTS)
 
 
 # ----------------------------------------------------------------------------- the config of a resume
@@ -184,9 +194,10 @@ def resolve_config(run_dir: Path, config: RunConfig, saved: Saved | None) -> Run
     check_weights_config(run_dir, old, saved.weights_config)
     new = config.to_dict()
     for section in ("family", "problem", "model"):
-        if old.get(section) != new[section]:
+        before = with_added_fields(section, old.get(section), new[section])
+        if before != new[section]:
             raise UserError(f"{run_dir} was trained with a different {section} "
-                            f"({first_difference(old.get(section), new[section])}); use a new --out directory.")
+                            f"({first_difference(before, new[section])}); use a new --out directory.")
     for key, before in BEHAVIOUR_BEFORE.items():
         if key not in old.get("train", {}):
             new["train"][key] = before
@@ -205,7 +216,8 @@ def check_weights_config(run_dir: Path, stored: dict, weights: dict | None) -> N
     if weights is None:
         return  # weights saved before the config was kept in their metadata
     for section in ("family", "problem", "model"):
-        if weights.get(section) != stored.get(section):
+        saved = with_added_fields(section, weights.get(section), stored.get(section))
+        if saved != with_added_fields(section, stored.get(section), saved):
             raise _config_mismatch(run_dir, section, weights.get(section), stored.get(section))
     old, now = weights.get("train") or {}, stored.get("train") or {}
     for key in sorted(set(old) | set(now)):
@@ -217,6 +229,16 @@ def _config_mismatch(run_dir: Path, what: str, weights: Any, stored: Any) -> Use
     return UserError(f"{run_dir / ckpt.CONFIG} disagrees with the config its weights were trained with "
                      f"({what}: {first_difference(weights, stored)}): it was edited or damaged; restore it "
                      "or train in a new --out.")
+
+
+def with_added_fields(section: str, saved: Any, current: Any) -> Any:
+    """A saved config section, with the fields of ``ADDED_LATER`` that ``current`` has and it
+    lacks set to their defaults (the behaviour it was trained with)."""
+    if not (isinstance(saved, dict) and isinstance(current, dict)):
+        return saved
+    added = {key: default for key, default in ADDED_LATER.get(section, {}).items()
+             if key in current and key not in saved}
+    return {**saved, **added}
 
 
 def first_difference(old: Any, new: Any) -> str:

@@ -31,10 +31,11 @@ from linalgformer.models.answer_grammar import AnswerGrammar
 from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
-from linalgformer.models.number_units import answer_tensors, entry_value_error, from_units, relative_error_loss
+from linalgformer.models.newton_refinement import refine_inverse
+from linalgformer.models.number_units import answer_tensors, entry_value_error, from_units, relative_error_loss, relative_errors, zero_gate_loss
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
 from linalgformer.problems.charton.contract import Examples, Problem, Scores, join_examples
-from linalgformer.problems.charton.datafile import read_examples, read_test_examples
+from linalgformer.problems.charton.datafile import example_lines, read_examples, read_test_examples, write_examples
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 from linalgformer.problems.charton.matrix_problem import subset as examples_subset
 from linalgformer.problems.charton.novelty import TrainingRange
@@ -42,9 +43,12 @@ from linalgformer.problems.charton.registry import curriculum_problems, make_pro
 from linalgformer.sequences import Sequences, take, with_bos_eos
 from linalgformer.tokens import CONTINUOUS, NUM_TOKEN, matrix_tokens
 
-__all__ = ["ProblemConfig", "ModelConfig", "Experiment", "TokenAnswers", "NumberAnswers", "accuracy_key"]
+__all__ = ["ProblemConfig", "ModelConfig", "Experiment", "TokenAnswers", "NumberAnswers", "accuracy_key",
+           "draw_examples", "example_lines", "write_examples"]  # the last three: `generate` (plugin.py)
 
 EVAL_BATCH = 256
+NEWTON_PROBLEMS = ("invert_matrix", "syminverse")  # model.newton_steps refines their answers
+VIEW_SEED = 4242  # the invariant views of answer views (evaluate --views) are drawn from [VIEW_SEED, view]
 
 
 WARN_ERROR = 0.05  # predict warns of an answer farther than this from numpy's (the verifier's d1)
@@ -79,6 +83,11 @@ class Experiment(BaseExperiment):
         self._grammar: AnswerGrammar | None = None
         self.set_grammar(config.model.grammar)
 
+    def set_views(self, views: int) -> None:
+        """Answer each question ``views`` times, under changes that leave its answer as it is, and
+        average (``evaluate --views``; continuous answers of eigenvalues and singular values)."""
+        self.answer_mode.set_views(self.problem, views)
+
     def set_grammar(self, on: bool) -> None:
         """Decode with the answer grammar (``model.grammar``; ``evaluate --grammar`` for any run)."""
         if on:
@@ -99,6 +108,9 @@ class Experiment(BaseExperiment):
 
     def build_model(self) -> Seq2Seq:
         self.check_positions()
+        if self.config.model.newton_steps and self.problem.name not in NEWTON_PROBLEMS:
+            raise UserError(f"model.newton_steps refines an inverse (problems: {', '.join(NEWTON_PROBLEMS)}), "
+                            f"not {self.problem.name}.")
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
@@ -207,6 +219,29 @@ class Experiment(BaseExperiment):
         if distribution or dims or bound is not None:
             raise UserError("a data file is its own test set: it takes no --distribution, --dim or --bound.")
         return [(self.problem, read_test_examples(data, self.problem, dim_range(self.config.problem)))]
+
+    def analysis_set(self, count: int, seed: int, distribution: str | None = None,
+                     data: Path | None = None) -> tuple[Problem, Examples]:
+        """One test set to study (``analyze``): the test laws' examples joined, or the file's."""
+        sets = self.test_sets(count, seed, distribution, None, data)
+        return sets[0] if len(sets) == 1 else (sets[0][0], join_examples([e for _, e in sets]))
+
+    def check_question(self, shape: tuple[int, ...]) -> None:
+        """A question of another shape than the model's is refused (:func:`check_question_shape`)."""
+        check_question_shape(self.problem, self.config.problem, shape)
+
+    def check_test_bound(self) -> None:
+        """Test sets take any coefficient range (``evaluate --bound``)."""
+
+    def suite_problem(self) -> tuple[Problem, list[int]]:
+        """(the one matrix problem a robustness suite tests, every size it was trained on)."""
+        low, high = dim_range(self.config.problem)
+        if not hasattr(self.problem, "unusable_families"):
+            raise UserError("suites test a model of one matrix problem, not cotraining.")
+        return self.problem, list(range(low, high + 1))
+
+    def check_analyzable(self) -> None:
+        """``analyze`` studies any Charton model."""
 
     def evaluate(self, model, count: int, seed: int, device: torch.device, *,
                  distribution: str | None = None, dims: list[int] | None = None, beam: int = 1,
@@ -351,6 +386,11 @@ class TokenAnswers:
     def check_grammar(self) -> None:
         """The answer grammar constrains written tokens: nothing to refuse."""
 
+    def set_views(self, problem, views: int) -> None:
+        if views > 1:
+            raise UserError("answer views average numbers read out by value: this model writes tokens "
+                            "(a continuous answer has them).")
+
     def loss(self, model, batch: Batch) -> torch.Tensor:
         """Mean token cross-entropy over the batch's answer tokens, plus ``model.value_loss`` times the
         mean relative error of the answer entries' values when that weight is set.
@@ -450,19 +490,50 @@ class NumberAnswers:
 
     def __init__(self, experiment: Experiment):
         self.experiment = experiment
+        self.newton_steps = experiment.config.model.newton_steps  # models/newton_refinement.py
+        self.views = 1  # answers averaged over invariant views of each question (set_views)
 
     def check_grammar(self) -> None:
         raise UserError("the answer grammar constrains written tokens: a continuous answer is read out at once.")
 
+    def set_views(self, problem, views: int) -> None:
+        if views > 1 and problem.answer_view(np.random.default_rng(0), np.eye(*problem.input_shape(2, 2))) is None:
+            raise UserError(f"answer views need a problem whose answer follows a signed permutation of the "
+                            f"question's rows and columns, not {problem.name}.")
+        self.views = views
+
     def loss(self, model, batch: Batch) -> torch.Tensor:
-        """The mean relative error (the verifiers' d1) of the numbers read out for the batch."""
-        z = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"]).numbers
-        return relative_error_loss(z, batch["tgt_values"], batch["tgt_mask"])
+        """The mean relative error (the verifiers' d1) of the numbers read out for the batch, plus
+        ``model.zero_gate`` times the zero gate's cross-entropy; with ``model.newton_steps`` also
+        the error after the Newton-Schulz steps."""
+        out = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"])
+        loss = relative_error_loss(out.numbers, batch["tgt_values"], batch["tgt_mask"])
+        if self.newton_steps:  # the guess's own error, and log(1 + the error after the steps): a guess
+            # outside the steps' basin (they diverge) is pulled back, not followed to inf
+            refined = refine_inverse(out.numbers, batch["src_values"], batch["out_shape"], self.newton_steps)
+            loss = loss + torch.log1p(relative_errors(refined, batch["tgt_values"].to(refined.device),
+                                                      batch["tgt_mask"].to(refined.device))).mean()
+        if out.zero_logits is None:
+            return loss
+        weight = self.experiment.config.model.zero_gate
+        return loss + weight * zero_gate_loss(out.zero_logits, batch["tgt_values"], batch["tgt_mask"])
 
     def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[np.ndarray]:
-        """The answers for ``examples``: z * max|input|**d, in batches."""
+        """The answers for ``examples``: z * max|input|**d, in batches; with ``views`` > 1 the mean
+        of the answers to the question and to ``views`` - 1 seeded invariant views of it."""
         if beam > 1:
             raise UserError("beam search writes tokens: a continuous answer is read out at once (drop --beam).")
+        total = self.read_out(model, problem, examples, device)
+        for view in range(1, self.views):
+            rng = np.random.default_rng([VIEW_SEED, view])
+            views = [problem.answer_view(rng, x) for x in examples.inputs]
+            seen = dataclasses.replace(examples, inputs=[x for x, _ in views])
+            answers = self.read_out(model, problem, seen, device)
+            total = [t + back(a) for t, a, (_, back) in zip(total, answers, views)]
+        return total if self.views == 1 else [t / self.views for t in total]
+
+    def read_out(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:
+        """One answer per question, as the model reads it out."""
         src, _ = problem.encode(examples)
         check_fits(model, src, problem, examples)
         model.eval()
@@ -471,7 +542,7 @@ class NumberAnswers:
             for rows, ids, lens, values in source_batches(src, np.arange(len(examples)), device):
                 part = examples_subset(examples, rows)
                 shapes = answer_tensors(problem, part)["out_shape"].to(device)
-                z = model.regress(ids, lens, shapes, values)
+                z = refine_inverse(model.regress(ids, lens, shapes, values), values, shapes, self.newton_steps)
                 out.extend(from_units(problem, part, z.double().cpu().numpy()))
         return out
 
@@ -561,3 +632,13 @@ def check_trained_size(cfg: ProblemConfig, dim: int) -> None:
     if not low <= dim <= high:
         raise UserError(f"this model was trained on {size_span(low, high)} matrices, not {dim}x{dim} "
                         "(use `linalgformer evaluate --dim` to study other sizes).")
+
+
+# ----------------------------------------------------------------------------- examples as data (generate)
+
+
+def draw_examples(config: ProblemConfig, count: int, seed: int) -> tuple[Problem, Examples]:
+    """(problem, ``count`` examples drawn from ``seed``): what ``generate`` writes (with
+    ``example_lines`` or ``write_examples``, of problems.charton.datafile)."""
+    problem = make_problem(config)
+    return problem, problem.sample(np.random.default_rng(seed), count)

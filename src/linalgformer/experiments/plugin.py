@@ -5,7 +5,13 @@ The trainer (``linalgformer.training``), the evaluator and the CLI only ever tal
 by name in :mod:`linalgformer.experiments.registry`, that defines
 
 * ``ProblemConfig`` and ``ModelConfig`` dataclasses (the ``problem`` and ``model`` config sections),
-* an ``Experiment`` subclass built from a :class:`~linalgformer.config.RunConfig`.
+* an ``Experiment`` subclass built from a :class:`~linalgformer.config.RunConfig`,
+* and, for the family whose examples are written as data (``registry.EXAMPLES_FAMILY``:
+  ``linalgformer generate``), ``draw_examples``, ``example_lines`` and ``write_examples``.
+
+The Python API (:mod:`linalgformer.api`) names no family: what only some families can do (a
+question's shape, a test coefficient range, robustness suites, ``analyze``) it asks the experiment,
+whose defaults below refuse in one sentence.
 
 Batches are dicts of CPU tensors so that they can be produced in worker processes and moved to the
 device by the trainer. Randomness comes only from the ``numpy.random.Generator`` passed in.
@@ -76,3 +82,23 @@ class Experiment(ABC):
     def batch_tokens(self, batch: Batch) -> int:
         """Number of non-padding input+output positions in a batch (for tokens/s)."""
         return sum(int(v.numel()) for k, v in batch.items() if k.endswith("ids"))
+
+    # -- what the API (linalgformer.api) asks of a trained model's family; defaults: it has none --
+
+    def check_question(self, shape: tuple[int, ...]) -> None:
+        """Refuse a user matrix of a shape the model does not take (``Model.predict``, before it is
+        answered); default: any shape is asked."""
+
+    def check_test_bound(self) -> None:
+        """Refuse a test coefficient range (``evaluate --bound``) where test sets have none."""
+        raise UserError(f"a test coefficient range (bound) is for the charton family, not {self.config.family}.")
+
+    def suite_problem(self) -> tuple[Any, list[int]]:
+        """(the problem a robustness suite tests, the sizes the model was trained on): ``evaluate
+        --suite``; the problem gives ``name``, ``symmetric`` and ``unusable_families``."""
+        raise UserError(f"suites test matrix problems (charton), not the {self.config.family} family.")
+
+    def check_analyzable(self) -> None:
+        """Refuse ``analyze`` where the family's answers cannot be studied; a family that allows it
+        provides ``analysis_set``, ``answers`` and ``token_accuracy``."""
+        raise UserError(f"analyze studies tokenized (charton) models, not the {self.config.family} family.")

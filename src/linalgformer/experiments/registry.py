@@ -18,6 +18,9 @@ FAMILY_MODULES = {
     "spectral": "linalgformer.experiments.spectral",
     "newton": "linalgformer.experiments.newton",
 }
+# The family whose examples are matrices written as token text (``generate``): its module also
+# defines draw_examples, example_lines and write_examples (see experiments/plugin.py).
+EXAMPLES_FAMILY = "charton"
 # Keys a preset YAML may hold beside the run config (read by ``linalgformer.reproduce``).
 PRESET_ONLY = ("title", "reproduce")
 SECTION_CLASSES = {"problem": "ProblemConfig", "model": "ModelConfig"}
@@ -66,3 +69,11 @@ def check_family_keys(values: dict, section: str, family: str) -> None:
 
 def build_experiment(config: RunConfig) -> Experiment:
     return family_module(config.family).Experiment(config)
+
+
+def config_fields(family: str) -> set[str]:
+    """"section.key" of every setting the family's run config has (``train`` refuses a flag that
+    sets another)."""
+    module = family_module(family)
+    sections = {"problem": module.ProblemConfig, "model": module.ModelConfig, "train": TrainConfig}
+    return {f"{name}.{f.name}" for name, cls in sections.items() for f in dataclasses.fields(cls)}

@@ -106,6 +106,8 @@ class ModelConfig:
     input_units: str = "entries"  # one input token per entry (per number token), or per row of each operand (matrix positions)
     value_loss: float = 0.0  # token answers: weight of an auxiliary loss, each answer token's state regresses its entry's value
     grammar: bool = False  # token answers: decoding picks only tokens a well-formed answer allows (answer_grammar.py)
+    zero_gate: float = 0.0  # continuous answers: weight of a loss that learns which entries are exactly 0; read out as exact zeros
+    newton_steps: int = 0  # continuous inversion: the read-out is a first guess refined by this many Newton-Schulz steps
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -122,13 +124,15 @@ MODEL_RULES = {
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
-    "value_loss": at_least(0.0), "grammar": FLAG,
+    "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0),
+    "newton_steps": between(0, 64, integer=True),
 }
 
 
-def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool = False) -> None:
+def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool | None = None) -> None:
     """The rules of which options combine, stated once (ValueError). ``numbers_in`` / ``numbers_out``:
-    the continuous encoding (numbers by value) on the input / the answer side. Each field's own
+    the continuous encoding (numbers by value) on the input / the answer side (None: not known yet,
+    as when the ``model:`` section is read alone). Each field's own
     range is :data:`MODEL_RULES`' (checked first, by ``ModelConfig``)."""
     matrix = cfg.positions == "matrix"
     needs = [(cfg.width % cfg.heads, f"width {cfg.width} must be divisible by heads {cfg.heads}"),
@@ -142,6 +146,10 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
              (numbers_out and cfg.encoder_only, "a continuous answer needs a decoder (model.encoder_only=false)"),
              (cfg.value_loss and numbers_out,
               "model.value_loss is for token answers: a continuous answer is read out as values already"),
+             (cfg.zero_gate and numbers_out is False,
+              "model.zero_gate is for a continuous answer (numbers read out by value): tokens write an exact 0 already"),
+             (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
+              "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
              (cfg.input_units == "rows" and not matrix,
               "model.input_units=rows needs model.positions=matrix (which row each token is in)")]
     for broken, message in needs:
@@ -437,6 +445,8 @@ class Seq2Seq(nn.Module):
             self.slot_norm = nn.LayerNorm(cfg.width) if cfg.norm == "post" else nn.Identity()
             decoder()
             self.value_head = nn.Linear(cfg.width, 1)
+            if cfg.zero_gate:  # one logit per answer entry: is it exactly zero?
+                self.zero_head = nn.Linear(cfg.width, 1)
             return NumberSlots()
         if not cfg.encoder_only:
             tokens = self.src_embed.tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
@@ -451,6 +461,8 @@ class Seq2Seq(nn.Module):
         self.apply(self._init_weights)
         if numbers_out:
             nn.init.normal_(self.answer_query, std=0.02)
+        if numbers_out and cfg.zero_gate:
+            nn.init.constant_(self.zero_head.bias, -2.0)  # closed at first: no entry is zeroed before it learns
         if cfg.input_units == "rows":
             nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
         if cfg.share_embeddings and not numbers_out:
@@ -569,21 +581,30 @@ class Seq2Seq(nn.Module):
         return self.matrix_positions.answer(index // cols, index % cols, real), real
 
     def number_slots(self, memory: torch.Tensor, mem_mask: torch.Tensor, src: torch.Tensor,
-                     shapes: torch.Tensor) -> torch.Tensor:
+                     shapes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A continuous answer: (B, P) numbers, one per entry of each answer (row-major; ``shapes``
-        (B, 2) their rows and columns; 0 beyond an answer's last entry), in units of max|input|**d."""
+        (B, 2) their rows and columns; 0 beyond an answer's last entry), in units of max|input|**d;
+        and with ``model.zero_gate`` (B, P) logits that each entry is exactly zero (else None)."""
         ids, real = self.answer_slots(shapes.to(memory.device))
         x = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
         mem_mask = self.position_scheme.memory_bias(ids, lambda: self.memory_ids(src), mem_mask)
         self_mask = real[:, None, None, :]
         for layer in self.decoder:
             x = layer(x, layer.cross_attn.project_kv(memory), mem_mask, self_mask=self_mask)
-        return self.value_head(self.dec_norm(x))[..., 0].float().masked_fill(~real, 0.0)
+        h = self.dec_norm(x)
+        numbers = self.value_head(h)[..., 0].float().masked_fill(~real, 0.0)
+        if not self.cfg.zero_gate:
+            return numbers, None
+        return numbers, self.zero_head(h)[..., 0].float().masked_fill(~real, -1e4)
 
     def regress(self, src: torch.Tensor, src_len: torch.Tensor, shapes: torch.Tensor,
                 values: torch.Tensor | None = None) -> torch.Tensor:
-        """A continuous answer's numbers (B, P): ``forward(...).numbers``."""
-        return self(src, src_len, values=values, shapes=shapes).numbers
+        """A continuous answer's numbers (B, P): ``forward(...).numbers``, with the entries the zero
+        gate (``model.zero_gate``) finds more likely zero than not written as exact zeros."""
+        out = self(src, src_len, values=values, shapes=shapes)
+        if out.zero_logits is None:
+            return out.numbers
+        return out.numbers.masked_fill(out.zero_logits > 0, 0.0)
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
         """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""

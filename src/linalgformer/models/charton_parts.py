@@ -43,12 +43,14 @@ class Outputs:
     ``numbers`` (B, P): a continuous answer, one number per entry (row-major, in units of the input's
     scale, 0 past an answer's last entry); ``entry_values`` (B, T) and ``entries`` (B, T): with
     ``model.value_loss``, the value each decoder position reads out for the answer entry whose token
-    it predicts, and that entry's row-major index (-1: none)."""
+    it predicts, and that entry's row-major index (-1: none); ``zero_logits`` (B, P): with
+    ``model.zero_gate``, the logit that each entry of a continuous answer is exactly zero."""
 
     logits: torch.Tensor | None = None
     numbers: torch.Tensor | None = None
     entry_values: torch.Tensor | None = None
     entries: torch.Tensor | None = None
+    zero_logits: torch.Tensor | None = None
 
 
 # ----------------------------------------------------------------------------------- positions
@@ -206,4 +208,5 @@ class NumberSlots:
                  tgt_in: torch.Tensor | None, shapes: torch.Tensor | None, entry_values: bool) -> Outputs:
         if shapes is None:
             raise ValueError("a model with a continuous answer needs the answers' shapes")
-        return Outputs(numbers=model.number_slots(memory, mask, src, shapes))
+        numbers, zero_logits = model.number_slots(memory, mask, src, shapes)
+        return Outputs(numbers=numbers, zero_logits=zero_logits)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import functional as F
+
+ZERO_TARGET = 1e-9  # an answer entry this small in its units (max|input|**d) counts as exactly zero
 
 
 def answer_units(problem, examples) -> list[np.ndarray]:
@@ -62,6 +65,16 @@ def relative_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     error = ((z - target).abs() * mask).sum(1)
     size = (target.abs() * mask).sum(1)
     return error / size.clamp_min(1e-6)
+
+
+def zero_gate_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``model.zero_gate``: the mean over the batch's entries (``mask``) of the binary cross-entropy
+    of the logits (B, P) that each entry is exactly zero, against which targets (B, P, in their
+    units) are: below ``ZERO_TARGET`` (a zero of exact arithmetic, or one float rounding made)."""
+    target, mask = target.to(logits.device), mask.to(logits.device)
+    is_zero = (target.abs() < ZERO_TARGET).float()
+    loss = F.binary_cross_entropy_with_logits(logits, is_zero, reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp_min(1)
 
 
 def entry_value_error(z: torch.Tensor, entries: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

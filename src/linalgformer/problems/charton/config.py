@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linalgformer import matrices
-from linalgformer.config import FLAG, SECTIONS, TEXT, at_least, check_fields, greater_than, matching, one_of
+from linalgformer.config import FLAG, SECTIONS, TEXT, at_least, between, check_fields, greater_than, matching, one_of
 from linalgformer.tokens import ENCODINGS, NumberEncoding, Vocabulary
 
 LAWS = matrices.LAWS
@@ -55,6 +55,7 @@ class ProblemConfig:
     bound: float = 10.0
     noise: float = 0.0  # input noise std, relative to the coefficients' std
     rectangular: bool = False  # columns drawn in [min_dim, max_dim] too
+    size_power: float = 0.0  # mixed sizes: size n drawn with probability ~ n**size_power (0: uniform; 2: ~ its entries)
     tasks: str = ""  # cotraining: comma-separated problem names ("": the reference's seven)
     max_vocab_dim: int = 100  # dimension tokens V1..V{max_vocab_dim}
     # training stages by step, e.g. sizes 2..3 first, then 2..5: [{step: 0, min_dim: 2, max_dim: 3},
@@ -78,7 +79,7 @@ PROBLEM_RULES = {
     "input_encoding": one_of("", *ENCODINGS), "output_encoding": one_of("", *ENCODINGS),
     "precision": at_least(1), "max_exponent": at_least(0, " (0: the encoding's default)"),
     "distribution": TEXT, "coefficients": one_of(*matrices.COEFFICIENT_LAWS), "bound": greater_than(0.0),
-    "noise": at_least(0.0), "rectangular": FLAG, "tasks": TEXT, "max_vocab_dim": at_least(1),
+    "noise": at_least(0.0), "rectangular": FLAG, "size_power": between(0.0, 8.0), "tasks": TEXT, "max_vocab_dim": at_least(1),
     "curriculum": SECTIONS,
 }
 
@@ -94,6 +95,7 @@ class Sampling:
     bound: float
     noise: float
     laws: matrices.Mixture  # eigenvalue laws (symmetric problems) or the coefficient law
+    size_power: float = 0.0  # sizes drawn with probability ~ n**size_power (matrices.draw_dims)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ problem's own checks, numpy's reference answers and the checks on a user's matri
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from linalgformer import matrices, matrix_families
@@ -30,6 +32,9 @@ def shape_groups(mats: list[np.ndarray]) -> list[tuple[tuple, np.ndarray]]:
     """Positions of ``mats`` grouped by shape: [((rows, cols), indices)]."""
     shapes = np.array([m.shape for m in mats], dtype=np.int64).reshape(len(mats), 2)
     return matrices.group_by(shapes[:, 0], shapes[:, 1])
+
+
+View = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]  # a changed question, and its answer's way back
 
 
 class MatrixProblem(Problem):
@@ -90,6 +95,12 @@ class MatrixProblem(Problem):
         return inputs
 
     # --- sampling -----------------------------------------------------------------------------
+    def answer_view(self, rng: np.random.Generator, x: np.ndarray) -> View | None:
+        """The question ``x`` under a random change that moves its entries exactly (signed
+        permutations of rows and columns), and the map that takes the answer to the changed question
+        back to the answer to ``x`` (answer views, ``evaluate --views``); None where there is none."""
+        return None
+
     def draw(self, rng: np.random.Generator, law: str, count: int, rows: int, cols: int) -> np.ndarray:
         """(count, r, c) clean input matrices (operands side by side), before rounding: ``law`` is an
         eigenvalue law or matrix family (symmetric problems) or a matrix family (``matrix_families``)."""
@@ -137,8 +148,8 @@ class MatrixProblem(Problem):
 
     def _draw_keys(self, rng: np.random.Generator, count: int):
         s = self.sampling
-        rows = matrices.draw_dims(rng, count, s.min_dim, s.max_dim)
-        cols = (matrices.draw_dims(rng, count, s.min_dim, s.max_dim)
+        rows = matrices.draw_dims(rng, count, s.min_dim, s.max_dim, s.size_power)
+        cols = (matrices.draw_dims(rng, count, s.min_dim, s.max_dim, s.size_power)
                 if s.rectangular and not self.square else rows)
         return rows, cols, s.laws.draw(rng, count)
 

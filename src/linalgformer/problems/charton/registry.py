@@ -114,7 +114,7 @@ def _sampling(cfg: ProblemConfig, name: str, min_dim: int, max_dim: int) -> Samp
         laws = matrices.Mixture((cfg.coefficients,), (1.0,))
     return Sampling(min_dim=min_dim, max_dim=max_dim, rectangular=cfg.rectangular,
                     coefficients=cfg.coefficients, bound=float(cfg.bound), noise=float(cfg.noise),
-                    laws=laws)
+                    laws=laws, size_power=float(cfg.size_power))
 
 
 def _distribution(text: str, known: tuple[str, ...]) -> matrices.Mixture:

@@ -12,6 +12,22 @@ from linalgformer.linalg import canonical_sign, column_signs, diagonal, identity
 from linalgformer.problems.charton.matrix_problem import MatrixProblem
 
 
+def signed_permutation(rng: np.random.Generator, n: int) -> np.ndarray:
+    """An n x n permutation matrix with random signs: orthogonal, and it moves entries exactly."""
+    return np.eye(n)[rng.permutation(n)] * rng.choice([-1.0, 1.0], n)
+
+
+def same(answer: np.ndarray) -> np.ndarray:
+    """The way back of a view that leaves the answer as it is."""
+    return answer
+
+
+def row_and_column_view(rng: np.random.Generator, x: np.ndarray):
+    """(P x Q, P, Q): x with its rows and columns moved by random signed permutations."""
+    p, q = signed_permutation(rng, x.shape[0]), signed_permutation(rng, x.shape[1])
+    return p @ x @ q, p, q
+
+
 class Transpose(MatrixProblem):
     name, summary = "transpose", "A -> A^T"
     output_coupling = "swap"
@@ -21,6 +37,11 @@ class Transpose(MatrixProblem):
 
     def solve(self, inputs):
         return transpose(inputs).copy(), np.ones(len(inputs), dtype=bool)
+
+    def answer_view(self, rng, x):
+        """P A Q, whose transpose is Q^T A^T P^T."""
+        view, p, q = row_and_column_view(rng, x)
+        return view, lambda answer: q @ answer @ p
 
 
 class MatrixSum(MatrixProblem):
@@ -39,6 +60,12 @@ class MatrixSum(MatrixProblem):
     def solve(self, inputs):
         half = inputs.shape[2] // 2
         return inputs[:, :, :half] + inputs[:, :, half:], np.ones(len(inputs), dtype=bool)
+
+    def answer_view(self, rng, x):
+        """[P A Q | P B Q], whose sum is P (A + B) Q."""
+        half = x.shape[1] // 2
+        p, q = signed_permutation(rng, x.shape[0]), signed_permutation(rng, half)
+        return np.hstack([p @ x[:, :half] @ q, p @ x[:, half:] @ q]), lambda answer: p.T @ answer @ q.T
 
     def check_input_shape(self, shape):
         if shape[1] % 2:
@@ -63,6 +90,11 @@ class MatrixVector(MatrixProblem):
     def solve(self, inputs):
         return transpose(inputs[:, :, :-1]) @ inputs[:, :, -1:], np.ones(len(inputs), dtype=bool)
 
+    def answer_view(self, rng, x):
+        """[P M Q | P v], whose M^T v is Q^T M^T v."""
+        p, q = signed_permutation(rng, x.shape[0]), signed_permutation(rng, x.shape[1] - 1)
+        return np.hstack([p @ x[:, :-1] @ q, p @ x[:, -1:]]), lambda answer: q @ answer
+
     def check_input_shape(self, shape):
         if shape[1] < 2:
             raise UserError(f"{self.name} needs [M|v] side by side: at least 2 columns, got {shape[1]}.")
@@ -80,6 +112,12 @@ class MatrixProduct(MatrixSum):
         half = inputs.shape[2] // 2
         return transpose(inputs[:, :, :half]) @ inputs[:, :, half:], np.ones(len(inputs), dtype=bool)
 
+    def answer_view(self, rng, x):
+        """[P A Q | P B R], whose A^T B is Q^T A^T B R."""
+        half = x.shape[1] // 2
+        p, q, r = signed_permutation(rng, x.shape[0]), signed_permutation(rng, half), signed_permutation(rng, half)
+        return np.hstack([p @ x[:, :half] @ q, p @ x[:, half:] @ r]), lambda answer: q @ answer @ r.T
+
 
 class Eigenvalues(MatrixProblem):
     name, summary = "eigenvalues", "symmetric M -> eigenvalues, descending"
@@ -91,6 +129,11 @@ class Eigenvalues(MatrixProblem):
     def solve(self, inputs):
         values = np.linalg.eigvalsh(inputs)[:, ::-1]
         return values[:, :, None].copy(), np.ones(len(inputs), dtype=bool)
+
+    def answer_view(self, rng, x):
+        """Q M Q^T, Q a random signed permutation: the same eigenvalues."""
+        q = signed_permutation(rng, len(x))
+        return q @ x @ q.T, same
 
 
 class Eigenvectors(MatrixProblem):
@@ -133,6 +176,12 @@ class InvertMatrix(MatrixProblem):
     def solve(self, inputs):
         return safe_inverse(inputs)
 
+    def answer_view(self, rng, x):
+        """P A Q (P A P^T for a symmetric A), whose inverse is Q^T A^-1 P^T."""
+        p = signed_permutation(rng, x.shape[0])
+        q = p.T if self.symmetric else signed_permutation(rng, x.shape[1])
+        return p @ x @ q, lambda answer: q @ answer @ p
+
     def checks(self, operands, targets, predictions):
         eye = identity(len(operands), operands.shape[1])
         return [(operands @ predictions - eye, eye)]
@@ -156,6 +205,10 @@ class SingularValues(MatrixProblem):
     def solve(self, inputs):
         values = np.linalg.svd(inputs, compute_uv=False)
         return values[:, :, None].copy(), np.ones(len(inputs), dtype=bool)
+
+    def answer_view(self, rng, x):
+        """P A Q, P and Q random signed permutations: the same singular values."""
+        return signed_permutation(rng, x.shape[0]) @ x @ signed_permutation(rng, x.shape[1]), same
 
 
 class SingularVectors(MatrixProblem):

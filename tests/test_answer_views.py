@@ -1,0 +1,87 @@
+"""Answer views (``evaluate --views K``, ``lf.Model.views``): the mean of a continuous answer over K
+signed permutations of the question's rows and columns, each answer taken back to the question's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import linalgformer as lf
+from linalgformer.cli import main
+from linalgformer.errors import UserError
+from linalgformer.experiments.charton import VIEW_SEED
+from linalgformer.problems.charton import make_problem
+from linalgformer.training import train_run
+from tests.test_continuous import continuous_config
+
+
+@pytest.mark.parametrize("name", ["transpose", "matrix_sum", "matrix_vector", "matrix_product", "eigenvalues",
+                                  "invert_matrix", "syminverse", "singularvalues"])
+def test_a_view_moves_entries_exactly_and_its_way_back_gives_the_answer(name):
+    problem = make_problem(continuous_config(name, 4).problem)
+    x = problem.sample(np.random.default_rng(0), 1).inputs[0]
+    view, back = problem.answer_view(np.random.default_rng(1), x)
+    assert view.shape == x.shape and not np.array_equal(view, x)
+    assert sorted(np.abs(view).ravel().tolist()) == sorted(np.abs(x).ravel().tolist())  # the same entries
+    np.testing.assert_allclose(back(problem.solve(view[None])[0][0]), problem.solve(x[None])[0][0],
+                               rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["eigenvectors", "singularvectors", "determinant"])
+def test_problems_without_a_view_say_so(name):
+    problem = make_problem(continuous_config(name, 3).problem)
+    assert problem.answer_view(np.random.default_rng(0), np.eye(3)) is None
+
+
+@pytest.fixture(scope="module")
+def eigen_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("views") / "run"
+    train_run(continuous_config("eigenvalues", 3, units="rows", max_steps=6), run, progress=False)
+    return run
+
+
+def test_k_views_answer_the_mean_of_the_k_answers(eigen_run):
+    model = lf.load(eigen_run)
+    exp, problem = model.experiment, model.experiment.problem
+    examples = problem.sample(np.random.default_rng(3), 10)
+    alone = exp.predict(model.module, problem, examples, model.device)
+    by_hand = [a.copy() for a in alone]
+    for view in range(1, 4):
+        rng = np.random.default_rng([VIEW_SEED, view])
+        views = [problem.answer_view(rng, x) for x in examples.inputs]
+        seen = dataclasses.replace(examples, inputs=[x for x, _ in views])
+        answers = exp.predict(model.module, problem, seen, model.device)
+        by_hand = [t + back(a) for t, a, (_, back) in zip(by_hand, answers, views)]
+    model.views = 4
+    assert model.views == 4
+    averaged = exp.predict(model.module, problem, examples, model.device)
+    for got, want in zip(averaged, by_hand):
+        np.testing.assert_allclose(got, want / 4, rtol=1e-6)
+    again = exp.predict(model.module, problem, examples, model.device)  # seeded: the same answer twice
+    assert all(np.array_equal(a, b) for a, b in zip(averaged, again))
+
+
+def test_views_from_the_command_line(eigen_run, capsys):
+    assert main(["evaluate", str(eigen_run), "--count", "20", "--views", "3", "--json"]) == 0
+    assert main(["predict", str(eigen_run), "--matrix", "1 2 3; 2 1 0; 3 0 2", "--views", "3"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(eigen_run), "--count", "20", "--views", "0"]) == 2
+    assert "--views must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [0, 65, 2.5, True, "3"])
+def test_bad_views_in_python_are_one_user_error(eigen_run, bad):
+    model = lf.load(eigen_run)
+    with pytest.raises(UserError, match="views must be a whole number"):
+        model.views = bad
+
+
+def test_views_where_no_view_keeps_the_answer_are_refused(tmp_path, capsys):
+    train_run(continuous_config("eigenvectors", 2, max_steps=2), tmp_path / "t", progress=False)
+    assert main(["evaluate", str(tmp_path / "t"), "--count", "5", "--views", "2"]) == 2
+    assert "signed permutation" in capsys.readouterr().err
+    train_run(continuous_config("eigenvalues", 2, out="P1000", max_steps=2), tmp_path / "tok", progress=False)
+    with pytest.raises(UserError, match="writes tokens"):
+        lf.load(tmp_path / "tok").views = 2
