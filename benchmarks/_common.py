@@ -225,3 +225,17 @@ def build_trainer(config, device: torch.device, seed: int = 0, full_readout: boo
     trainer = trainer_of(config, scratch_dir("linalgformer-bench-"), rt, experiment=experiment,
                          model=seeded_model(experiment, init, rt), progress=False, logging=False)
     return experiment, trainer
+
+
+def add_result_flags(parser) -> None:
+    """``--json`` (the result as JSON on stdout) and ``--from-json FILE`` (print a saved result's table)."""
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (progress on stderr)")
+    parser.add_argument("--from-json", type=Path, default=None, metavar="FILE", help="print the table of a saved result")
+
+
+def replay(args, print_table: Callable) -> bool:
+    """With ``--from-json FILE``: print that result's table and say so (True)."""
+    if args.from_json is None:
+        return False
+    print_table(json.loads(args.from_json.read_text()))
+    return True

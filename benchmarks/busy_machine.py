@@ -1,6 +1,6 @@
 """Training throughput on a busy machine: 0, 1 and 2 busy processes beside the trainer, under the
 old thread policy (torch's default threads, OpenMP's default active wait) and the new one (threads
-capped at the free cores, ``training.auto_threads``; ``OMP_WAIT_POLICY=PASSIVE`` as ``make demo``
+capped at the free cores, ``runtime.auto_threads``; ``OMP_WAIT_POLICY=PASSIVE`` as ``make demo``
 sets it). Issue 25.11.
 
 Each measurement is a fresh child process (OpenMP reads its wait policy when torch loads) timing

@@ -13,19 +13,23 @@ Printed: accuracy within 5% and 1% and the median error for each k, and the step
 k, how many more steps the classical start needs to be as accurate at 5%. ``--json``: the table as
 JSON on stdout (progress on stderr).
 
-    python benchmarks/newton_hybrid.py /root/lf-runs/inv5-guess --steps 0,1,2,3,4,6,8,12,16 --count 1000
+    python benchmarks/newton_hybrid.py /root/lf-runs/inv5-newton6 --steps 0,1,2,3,4,6,8,12,16,24 --count 1000 --json > r.json
+    python benchmarks/newton_hybrid.py --from-json r.json   # the table of a saved result
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import linalgformer as lf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 from linalgformer.experiments.charton import source_batches
 from linalgformer.models.newton_refinement import classical_start, newton_schulz, question_units, unframed
 from linalgformer.models.number_units import answer_tensors, from_units
@@ -96,19 +100,19 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a continuous invert_matrix run directory or bundled name")
+    parser.add_argument("run", nargs="?", help="a continuous invert_matrix run directory or bundled name")
     parser.add_argument("--steps", default="0,1,2,3,4,6,8,12,16", help="comma-separated k")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
+    common.add_result_flags(parser)
     args = parser.parse_args()
+    if common.replay(args, print_table):
+        return
+    if args.run is None:
+        parser.error("RUN is needed (or --from-json FILE)")
     torch.set_num_threads(1)
     model = lf.load(args.run)
-    result = table(model, [int(k) for k in args.steps.split(",")], args.count, args.dim)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_table(result)
+    common.emit(table(model, [int(k) for k in args.steps.split(",")], args.count, args.dim), args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,22 @@ This prints, per size, that baseline's accuracy within 5% and median relative er
 d1) on the same seeded questions a model is tested on, and beside it each model's (``--models``):
 a model level with the baseline has found the norm and nothing else.
 
-    python benchmarks/singular_value_baseline.py --dims 2,3,4,5 --models /root/lf-runs/sv-2-5
+    python benchmarks/singular_value_baseline.py --dims 2,3,4,5 --models /root/lf-runs/sv-2-5 --json > result.json
+    python benchmarks/singular_value_baseline.py --from-json result.json   # the table of a saved result
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import linalgformer as lf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 from linalgformer.problems.charton import ProblemConfig, make_problem
 
 TEST_SEED = 12345
@@ -51,8 +55,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--bound", type=float, default=10.0)
     parser.add_argument("--models", nargs="*", default=[], help="singular-value run directories or bundled names")
-    parser.add_argument("--json", action="store_true")
+    common.add_result_flags(parser)
     args = parser.parse_args()
+    if common.replay(args, print_table):
+        return
     dims = [int(d) for d in args.dims.split(",")]
     models = {name: lf.load(name) for name in args.models}
     rows = []
@@ -61,11 +67,12 @@ def main() -> None:
         row = {"dim": dim, "norm_baseline": baseline_scores(dim, args.count, args.bound)}
         row["models"] = {name: model_scores(m, dim, args.count) for name, m in models.items()}
         rows.append(row)
-    result = {"count": args.count, "test_seed": TEST_SEED, "bound": args.bound, "rows": rows}
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
-    names = list(models)
+    common.emit({"count": args.count, "test_seed": TEST_SEED, "bound": args.bound, "rows": rows}, args.json, print_table)
+
+
+def print_table(result: dict) -> None:
+    rows = result["rows"]
+    names = list(rows[0]["models"]) if rows else []
     print("| size | norm alone: acc 5% | median d1 | " + " | ".join(f"{n}: acc 5% | median d1" for n in names) + " |")
     print("|---|---|---|" + "---|---|" * len(names))
     for row in rows:

@@ -8,7 +8,7 @@ import torch
 
 from linalgformer.cli import one_line_warning
 
-train = importlib.import_module("linalgformer.training")  # the training loop (lf.train is the API's function)
+train = importlib.import_module("linalgformer.runtime")  # the training loop's device and precision choices
 
 
 def test_auto_is_fp32_on_cpu_whatever_the_cpu(monkeypatch):

@@ -13,25 +13,23 @@ resumable run (see ``checkpoint``). Properties the tests hold it to:
   group together when the run ends.
 * **Numerical faults.** A step whose loss or gradient norm is NaN/Inf is skipped with a warning and
   the weights are left untouched; fp16 uses a gradient scaler.
+
+Where and how it runs (device, precision, threads, processes) is chosen by :mod:`linalgformer.runtime`;
+the optimizer and learning-rate schedule are built by :mod:`linalgformer.optimizers`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
 import math
-import os
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from linalgformer import checkpoint as ckpt
@@ -42,114 +40,16 @@ from linalgformer.tables import by_method
 from linalgformer.experiments.plugin import Experiment
 from linalgformer.experiments.registry import build_experiment
 from linalgformer.files import atomic_write_text
+from linalgformer.optimizers import build_optimizer
+from linalgformer.runtime import Runtime, agree, broadcast, end_process_group, setup_runtime, wrap_ddp
 from linalgformer.tracking import MetricLogger, progress_bar
+
+# moved to runtime and optimizers; callers still import them from here
+from linalgformer.optimizers import lr_factor  # noqa: F401
+from linalgformer.runtime import autocast_dtype, bf16_is_fast, pick_device  # noqa: F401
 
 VALID_SEED_OFFSET = 1_000_003  # the validation set's seed is train.seed + this
 clock = time.monotonic  # the checkpoint interval's clock (tests replace it)
-
-
-@dataclass
-class Runtime:
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-    autocast_dtype: torch.dtype | None = None
-    owns_group: bool = False  # this process started the process group, so it ends it
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """cuda if available (or asked for), else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available.")
-    return torch.device(name)
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 matmuls run natively here: a GPU that supports bf16, or a CPU that oneDNN runs
-    bf16 on (AVX-512 and newer). Elsewhere (e.g. AVX2-only CPUs) bf16 is emulated, ~100x slower."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" and bf16_is_fast(device) else None
-    if precision == "bf16":
-        if not bf16_is_fast(device):
-            warnings.warn(f"precision bf16 on a {device.type} without native bf16 matmuls runs far slower "
-                          "than fp32 here (precision auto picks fp32).", stacklevel=2)
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    raise UserError(f"unknown precision {precision!r} (known: auto, fp32, bf16, fp16).")
-
-
-def free_cores() -> int:
-    """The cores this process may use that other work is not using now (at least 1): the cores of
-    its affinity mask less the machine's 1-minute load average (rounded), or less the processes
-    running this instant besides this one, whichever is busier."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-        with open("/proc/loadavg") as handle:
-            busy = max(busy, int(handle.read().split()[3].split("/")[0]) - 1)
-    except (OSError, ValueError, IndexError):
-        return cores
-    return max(1, min(cores, cores - round(busy)))
-
-
-def choose_threads(train: TrainConfig) -> int:
-    """``train.threads``, or (0: unset) no more threads than there are free cores. On a busy machine
-    a thread beyond the free cores does not add speed: it waits for a core while its peers spin at
-    each barrier, which slowed the demo 3x beside one busy process (docs/PERFORMANCE.md)."""
-    return train.threads if train.threads > 0 else auto_threads()
-
-
-@functools.lru_cache(maxsize=1)
-def auto_threads() -> int:
-    """The thread count of runs without ``train.threads``, chosen once per process (every run of
-    a process computes alike): torch's default, capped at the free cores."""
-    return min(torch.get_num_threads(), free_cores())
-
-
-def setup_runtime(train: TrainConfig) -> Runtime:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    torch.set_num_threads(choose_threads(train))
-    if world == 1:
-        device = pick_device(train.device)
-        return Runtime(device, autocast_dtype=autocast_dtype(train.precision, device))
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and train.device != "cpu"
-    if use_cuda:
-        torch.cuda.set_device(local)
-    owns_group = not dist.is_initialized()
-    if owns_group:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
-    return Runtime(device, rank, world, autocast_dtype(train.precision, device), owns_group)
-
-
-def end_process_group() -> None:
-    """Leave the process group once every process has reached this point: a process that tears its
-    gloo threads down while another still talks to it can abort at exit (SIGABRT)."""
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- data
@@ -198,70 +98,7 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-# ----------------------------------------------------------------------------- optimisation
-
-
-def lr_factor(train: TrainConfig, step: int) -> float:
-    """Linear warmup, then inverse-sqrt, cosine (to min_lr_ratio over decay_steps) or constant."""
-    warm = max(train.warmup_steps, 0)
-    if warm and step < warm:
-        return (step + 1) / warm
-    if train.schedule == "inverse_sqrt":
-        return math.sqrt(max(warm, 1) / max(step + 1, 1))
-    if train.schedule == "cosine":
-        horizon = max(train.decay_steps - warm, 1)
-        progress = min(max(step - warm, 0) / horizon, 1.0)
-        return train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
-
-
-def build_optimizer(model: torch.nn.Module, train: TrainConfig):
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-    if train.optimizer not in kinds:
-        raise UserError(f"unknown optimizer {train.optimizer!r} (known: adam, adamw).")
-    if train.schedule not in ("inverse_sqrt", "cosine", "constant"):
-        raise UserError(f"unknown schedule {train.schedule!r} (known: inverse_sqrt, cosine, constant).")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise UserError("this model has no trainable parameters (a hand-set construction?): "
-                        "evaluate or reproduce it instead of training it.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = kinds[train.optimizer](parameter_groups(params, train.weight_decay), lr=train.lr,
-                                       betas=tuple(train.betas), fused=fused_ok(params) or None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(train, step))
-    return optimizer, scheduler
-
-
-def parameter_groups(params: list[torch.Tensor], weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices (weights, embeddings) only; biases and norm gains (1-D) are left out,
-    as nanoGPT does. One group when there is no decay, so that such runs are as before."""
-    if not weight_decay:
-        return [{"params": params, "weight_decay": 0.0}]
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-
-
-def fused_ok(params: list[torch.Tensor]) -> bool:
-    """Use the fused (one kernel per step) Adam where torch has it: floating parameters on CPU or CUDA.
-
-    It measured 2.82 -> 2.50 s/step on the 6+1 x 512 eigenvalue model on this CPU (benchmarks/train.py),
-    and a resumed run is still bit-identical to an uninterrupted one (tests/test_train.py).
-    """
-    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-
-
-# ----------------------------------------------------------------------------- distribution and state
-
-
-def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """DistributedDataParallel without buffer broadcasts: the models' buffers are constants (output
-    ids, position tables), and a broadcast per forward would pair up wrongly, and deadlock, when
-    processes run different numbers of forwards in a step (Charton's length-sorted chunks are
-    decided per process, from its own rows)."""
-    ids = [device.index] if device.type == "cuda" else None
-    ddp = torch.nn.parallel.DistributedDataParallel
-    # newer torch names the switch forward_sync_buffers (it still syncs once at init: harmless here)
-    newer = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
-    return ddp(model, device_ids=ids, **{"forward_sync_buffers" if newer else "broadcast_buffers": False})
+# ----------------------------------------------------------------------------- training state
 
 
 def restore(saved: dict[str, Any], optimizer, scheduler, scaler, where: Path) -> None:
@@ -309,8 +146,7 @@ class Trainer:
     def __post_init__(self):
         train = self.config.train
         self.optimizer, self.scheduler = build_optimizer(self.model, train)
-        fp16 = self.rt.autocast_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler(self.rt.device.type) if fp16 else None
+        self.scaler = self.rt.grad_scaler()
         # window_losses: the losses since the last train record, so that a run resumed between two
         # records logs the same mean as an uninterrupted one
         self.state = {"step": 0, "examples": 0, "elapsed": 0.0, "skipped": 0, "window_losses": []}
@@ -324,15 +160,10 @@ class Trainer:
         if train.compile:
             self.net = torch.compile(self.net)
 
-    def autocast(self):
-        if self.rt.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.rt.device.type, dtype=self.rt.autocast_dtype)
-
     def step(self, batch: dict[str, torch.Tensor]) -> float:
         """One optimisation step; returns the loss (NaN if the step was skipped)."""
         self.net.train()
-        with self.autocast():
+        with self.rt.autocast():
             loss = self.experiment.loss(self.net, batch)
         self.optimizer.zero_grad(set_to_none=True)
         scaled = self.scaler.scale(loss) if self.scaler else loss
@@ -357,7 +188,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         train = self.config.train
         self.model.eval()
-        with self.autocast(), torch_rng_kept():
+        with self.rt.autocast(), torch_rng_kept():
             metrics = self.experiment.evaluate(self.model, train.valid_count, train.seed + VALID_SEED_OFFSET, self.rt.device)
         return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
 
@@ -458,23 +289,6 @@ class Window:
                "tokens_per_s": self.tokens / seconds}
         self.reset()
         return out
-
-
-def agree(flag: bool, rt: Runtime) -> bool:
-    """True on every rank if it is true on any rank."""
-    if not rt.distributed:
-        return flag
-    value = torch.tensor([int(flag)], device=rt.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
-
-
-def broadcast(obj: Any, rt: Runtime) -> Any:
-    if not rt.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def seeded_model(experiment: Experiment, config: RunConfig, rt: Runtime) -> torch.nn.Module:
