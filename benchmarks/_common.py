@@ -233,6 +233,18 @@ def add_result_flags(parser) -> None:
     parser.add_argument("--from-json", type=Path, default=None, metavar="FILE", help="print the table of a saved result")
 
 
+def result_args(parser, print_table: Callable):
+    """``parser``'s arguments with the result flags added (:func:`add_result_flags`), or None when
+    ``--from-json`` asked for a saved result's table (printed here); a measurement runs on one
+    thread (the machine may be shared)."""
+    add_result_flags(parser)
+    args = parser.parse_args()
+    if replay(args, print_table):
+        return None
+    torch.set_num_threads(1)
+    return args
+
+
 def replay(args, print_table: Callable) -> bool:
     """With ``--from-json FILE``: print that result's table and say so (True)."""
     if args.from_json is None:

@@ -104,13 +104,11 @@ def main() -> None:
     parser.add_argument("--steps", default="0,1,2,3,4,6,8,12,16", help="comma-separated k")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=5)
-    common.add_result_flags(parser)
-    args = parser.parse_args()
-    if common.replay(args, print_table):
+    args = common.result_args(parser, print_table)
+    if args is None:
         return
     if args.run is None:
         parser.error("RUN is needed (or --from-json FILE)")
-    torch.set_num_threads(1)
     model = lf.load(args.run)
     common.emit(table(model, [int(k) for k in args.steps.split(",")], args.count, args.dim), args.json, print_table)
 

@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 
 import linalgformer as lf
 
@@ -76,11 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="*", default=list(DEFAULT_ROWS), metavar="PROBLEM=SOURCE[@VIEWS]")
     parser.add_argument("--count", type=int, default=1000)
-    common.add_result_flags(parser)
-    args = parser.parse_args()
-    if common.replay(args, print_table):
+    args = common.result_args(parser, print_table)
+    if args is None:
         return
-    torch.set_num_threads(1)
     rows = []
     for spec in args.rows:
         problem, _, source = spec.partition("=")

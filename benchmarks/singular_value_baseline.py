@@ -55,9 +55,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--bound", type=float, default=10.0)
     parser.add_argument("--models", nargs="*", default=[], help="singular-value run directories or bundled names")
-    common.add_result_flags(parser)
-    args = parser.parse_args()
-    if common.replay(args, print_table):
+    args = common.result_args(parser, print_table)
+    if args is None:
         return
     dims = [int(d) for d in args.dims.split(",")]
     models = {name: lf.load(name) for name in args.models}

@@ -97,6 +97,21 @@ class Model:
         self.experiment.set_views(int(views))
 
     @property
+    def loops(self) -> int:
+        """How many refinement passes follow a continuous answer's first (``model.loops``: the decoder
+        reads its answer so far and adds a correction, weights shared). Settable, to run more (or
+        fewer) passes than the model was trained with."""
+        return int(getattr(self.module, "loops", 0))
+
+    @loops.setter
+    def loops(self, loops: int) -> None:
+        if isinstance(loops, (bool, np.bool_)) or not isinstance(loops, (int, np.integer)) or not 0 <= loops <= 64:
+            raise UserError(f"loops must be a whole number from 0 to 64, got {loops!r}.")
+        if not getattr(self.module, "cfg", None) or not getattr(self.module.cfg, "loops", 0):
+            raise UserError("this model was not trained with refinement passes (model.loops): it has none to run.")
+        self.module.loops = int(loops)
+
+    @property
     def problem(self) -> str:
         """The problem's name (``eigenvalues``; ``pca``/``gmm`` or ``linreg``.. in the other families)."""
         section = self.config.problem

@@ -250,13 +250,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--save-predictions", type=Path, default=None, metavar="FILE", help="write predictions as JSONL")
     p.add_argument("--bound", type=float, default=None, metavar="B",
                    help="test coefficients on +-B instead of the training range (an out-of-distribution test)")
-    p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
-                   help="decode only well-formed answers (the answer grammar), or not; default: the model's "
-                        "model.grammar")
-    p.add_argument("--views", type=int, default=1, metavar="K",
-                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
-                        "views of each question (random signed permutations, which leave the answer as it "
-                        "is); more precise than one answer")
+    add_answer_flags(p)
     p.add_argument("--suite", default=None, choices=SUITES,
                    help="a robustness suite: accuracy per matrix family (rows, the paper's test set first) and "
                         "size (columns; --dim, default every trained size), --count examples per cell")
@@ -281,6 +275,12 @@ def add_analyze(sub) -> None:
     p.add_argument("--seed", type=int, default=12345, help="seed of the test set")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=Path("analysis.png"), help="PNG file")
+    add_answer_flags(p)
+    p.set_defaults(run=cmd_analyze)
+
+
+def add_answer_flags(p) -> None:
+    """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --loops."""
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
@@ -288,7 +288,9 @@ def add_analyze(sub) -> None:
                    help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
                         "views of each question (random signed permutations, which leave the answer as it "
                         "is); more precise than one answer")
-    p.set_defaults(run=cmd_analyze)
+    p.add_argument("--loops", type=int, default=None, metavar="K",
+                   help="a model trained with refinement passes (model.loops): run K of them after the first "
+                        "answer instead (0: the first answer alone); default: as trained")
 
 
 def add_predict(sub) -> None:
@@ -302,13 +304,7 @@ def add_predict(sub) -> None:
     src.add_argument("--file", type=Path, default=None, help="file holding the matrix ('-' for stdin)")
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
-                   help="decode only well-formed answers (the answer grammar), or not; default: the model's "
-                        "model.grammar")
-    p.add_argument("--views", type=int, default=1, metavar="K",
-                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
-                        "views of each question (random signed permutations, which leave the answer as it "
-                        "is); more precise than one answer")
+    add_answer_flags(p)
     p.set_defaults(run=cmd_predict)
 
 
@@ -483,7 +479,7 @@ def cmd_evaluate(args) -> int:
     positive("beam", args.beam, 64)
     if args.save_predictions is not None:  # before the model is loaded; api.scores checks it against the run
         check_output(args.save_predictions, "--save-predictions")
-    model = with_views(with_grammar(load(args.run_dir, args.device), args.grammar), args.views)
+    model = answering(load(args.run_dir, args.device), args)
     dims = parse_dims(args.dim)
     if args.suite is not None or args.plot is not None:
         return evaluate_suite(args, model, dims)
@@ -524,13 +520,21 @@ def cmd_analyze(args) -> int:
 
     positive("count", args.count, 1_000_000)
     positive("bins", args.bins, 100)
-    model = with_views(with_grammar(load(args.run_dir, args.device), args.grammar), args.views)
+    model = answering(load(args.run_dir, args.device), args)
     if not args.out.is_dir() or args.out.is_symlink():  # a folder gets the plot inside it
         check_output(args.out, "--out", run_files(model.path) + ((args.data,) if args.data else ()), sink=True)
     analysis = model.analyze(args.count, distribution=args.distribution, data=args.data, seed=args.seed, bins=args.bins)
     print(analysis.table())
     print(f"wrote {analysis.plot(args.out)}")
     return 0
+
+
+def answering(model, args):
+    """``model`` answering as --grammar, --views and --loops say (add_answer_flags)."""
+    model = with_views(with_grammar(model, args.grammar), args.views)
+    if args.loops is not None:  # refused in one sentence by the model when out of range or untrained
+        model.loops = args.loops
+    return model
 
 
 def with_views(model, views: int):
@@ -590,7 +594,7 @@ def cmd_predict(args) -> int:
     positive("beam", args.beam, 64)
     matrix = parse_matrix(read_matrix_text(args))
     # a problem's name picks its bundled model trained on the matrix's size
-    model = with_views(with_grammar(load(args.run_dir, device="cpu", dim=matrix.shape[0]), args.grammar), args.views)
+    model = answering(load(args.run_dir, device="cpu", dim=matrix.shape[0]), args)
     answer = model.answer(matrix, beam=args.beam)
     if answer.get("warning"):
         print(f"linalgformer: warning: {answer['warning']}", file=sys.stderr)

@@ -47,7 +47,9 @@ EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
 # Problem and model fields added after runs existed, whose default is what such a run did: a saved
 # section that lacks one is read with the default, so that the run still resumes.
-ADDED_LATER = {"problem": {"size_power": 0.0}, "model": {"zero_gate": 0.0, "newton_steps": 0}}
+ADDED_LATER = {"problem": {"size_power": 0.0},
+               "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
+                         "loops": 0}}
 
 
 def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[RunConfig, Experiment, torch.nn.Module]:
@@ -167,7 +169,8 @@ def read_saved(run_dir: Path) -> Saved | None:
     return Saved(tensors, ckpt.metadata_config(meta, run_dir / ckpt.WEIGHTS), ckpt.load_train_state(run_dir), run_dir)
 
 
-ADDABLE_PARTS = ("zero_head.",)  # parts a model may add to the run it starts from (they start fresh)
+# parts a model may add to the run it starts from (they start fresh): a zero gate, a refinement loop
+ADDABLE_PARTS = ("zero_head.", "answer_in.", "correction_head.")
 
 
 def load_init_from(model: torch.nn.Module, source: Path) -> None:

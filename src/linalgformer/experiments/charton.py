@@ -32,7 +32,8 @@ from linalgformer.models.charton_decoding import beam_search, greedy
 from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
 from linalgformer.models.newton_refinement import refine_inverse
-from linalgformer.models.number_units import answer_tensors, entry_value_error, from_units, relative_error_loss, relative_errors, zero_gate_loss
+from linalgformer.models.number_units import (answer_tensors, entry_value_error, from_units, operand_units,
+                                              relative_error_loss, relative_errors, sign_free_errors, zero_gate_loss)
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
 from linalgformer.problems.charton.contract import Examples, Problem, Scores, join_examples
 from linalgformer.problems.charton.datafile import example_lines, read_examples, read_test_examples, write_examples
@@ -111,6 +112,12 @@ class Experiment(BaseExperiment):
         if self.config.model.newton_steps and self.problem.name not in NEWTON_PROBLEMS:
             raise UserError(f"model.newton_steps refines an inverse (problems: {', '.join(NEWTON_PROBLEMS)}), "
                             f"not {self.problem.name}.")
+        if self.config.model.sign_free and not getattr(self.problem, "sign_free_columns", False):
+            raise UserError(f"model.sign_free is for answers whose vectors the verifier takes up to their sign "
+                            f"(eigenvectors, singularvectors), not {self.problem.name}.")
+        if self.config.model.operand_units and not getattr(self.problem, "bilinear", False):
+            raise UserError(f"model.operand_units is for answers linear in each operand apart (matrix_vector, "
+                            f"matrix_product), not {self.problem.name}.")
         try:
             return Seq2Seq(self.config.model, len(self.vocab), self.vocab.pad_id, self.vocab.bos_id,
                            self.vocab.eos_id, output_ids=self.answer_ids(), layout=self.matrix_layout(),
@@ -152,6 +159,8 @@ class Experiment(BaseExperiment):
         if self.file_data is not None:
             return self.tensors(*(take(seq, rng.integers(0, len(seq.lengths), size)) for seq in self.file_data))
         examples = self.train_problem.sample(rng, size)
+        if self.config.model.operand_units:
+            examples, _ = operand_units(self.train_problem, examples)
         return self.tensors(*self.train_problem.encode(examples), examples)
 
     def tensors(self, src: Sequences, tgt: Sequences, examples: Examples | None = None) -> Batch:
@@ -505,9 +514,13 @@ class NumberAnswers:
     def loss(self, model, batch: Batch) -> torch.Tensor:
         """The mean relative error (the verifiers' d1) of the numbers read out for the batch, plus
         ``model.zero_gate`` times the zero gate's cross-entropy; with ``model.newton_steps`` also
-        the error after the Newton-Schulz steps."""
+        the error after the Newton-Schulz steps; with ``model.sign_free`` each answer vector's error
+        is taken with its nearer sign."""
         out = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"])
-        loss = relative_error_loss(out.numbers, batch["tgt_values"], batch["tgt_mask"])
+        if self.experiment.config.model.sign_free:
+            loss = sign_free_errors(out.numbers, batch["tgt_values"], batch["tgt_mask"], batch["tgt_sign_group"]).mean()
+        else:
+            loss = relative_error_loss(out.numbers, batch["tgt_values"], batch["tgt_mask"])
         if self.newton_steps:  # the guess's own error, and log(1 + the error after the steps): a guess
             # outside the steps' basin (they diverge) is pulled back, not followed to inf
             refined = refine_inverse(out.numbers, batch["src_values"], batch["out_shape"], self.newton_steps)
@@ -534,6 +547,9 @@ class NumberAnswers:
 
     def read_out(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:
         """One answer per question, as the model reads it out."""
+        factors = np.ones(len(examples))
+        if self.experiment.config.model.operand_units:
+            examples, factors = operand_units(problem, examples)
         src, _ = problem.encode(examples)
         check_fits(model, src, problem, examples)
         model.eval()
@@ -544,7 +560,7 @@ class NumberAnswers:
                 shapes = answer_tensors(problem, part)["out_shape"].to(device)
                 z = refine_inverse(model.regress(ids, lens, shapes, values), values, shapes, self.newton_steps)
                 out.extend(from_units(problem, part, z.double().cpu().numpy()))
-        return out
+        return [answer * factor for answer, factor in zip(out, factors)]
 
     def answers(self, problem, predicted: list[np.ndarray]) -> tuple[list[np.ndarray], None]:
         """(the answers as matrices, None: no tokens were written)."""

@@ -74,7 +74,7 @@ from linalgformer.models.charton_parts import (
     TokenSource,
 )
 from linalgformer.models.matrix_positions import MatrixLayout, MatrixPositions, PositionIds
-from linalgformer.models.number_values import NUMBER_FEATURES, NumberValues
+from linalgformer.models.number_values import NUMBER_FEATURES, NumberValues, feature_count, number_features
 from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
@@ -108,6 +108,9 @@ class ModelConfig:
     grammar: bool = False  # token answers: decoding picks only tokens a well-formed answer allows (answer_grammar.py)
     zero_gate: float = 0.0  # continuous answers: weight of a loss that learns which entries are exactly 0; read out as exact zeros
     newton_steps: int = 0  # continuous inversion: the read-out is a first guess refined by this many Newton-Schulz steps
+    sign_free: bool = False  # continuous eigenvectors / singular vectors: each vector's loss takes the sign nearer its target
+    operand_units: bool = False  # continuous M^T v, A^T B: each operand read in units of its own largest entry
+    loops: int = 0  # continuous answers: the decoder runs again this many times, reading its answer and adding a correction
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -125,7 +128,8 @@ MODEL_RULES = {
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
     "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0),
-    "newton_steps": between(0, 64, integer=True),
+    "newton_steps": between(0, 64, integer=True), "sign_free": FLAG,
+    "operand_units": FLAG, "loops": between(0, 64, integer=True),
 }
 
 
@@ -148,6 +152,12 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
               "model.value_loss is for token answers: a continuous answer is read out as values already"),
              (cfg.zero_gate and numbers_out is False,
               "model.zero_gate is for a continuous answer (numbers read out by value): tokens write an exact 0 already"),
+             (cfg.sign_free and numbers_out is False,
+              "model.sign_free is for a continuous answer (numbers read out by value): a token answer is scored token by token"),
+             (cfg.operand_units and numbers_out is not None and not (numbers_in and numbers_out),
+              "model.operand_units reads each operand by value in its own units (the continuous encoding on both sides)"),
+             (cfg.loops and numbers_out is False,
+              "model.loops refines a continuous answer (numbers read out by value): a token answer is written once"),
              (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
               "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
              (cfg.input_units == "rows" and not matrix,
@@ -397,6 +407,7 @@ class Seq2Seq(nn.Module):
         self.num_id, self.numbers_out = num_id, numbers_out
         self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
+        self.loops = cfg.loops  # passes of refinement after the first (settable at inference: lf.Model.loops)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         # the modules are made (and registered) in the order checkpoints and seeds have always seen
         self.position_scheme = self._build_positions(cfg, layout)
@@ -447,6 +458,9 @@ class Seq2Seq(nn.Module):
             self.value_head = nn.Linear(cfg.width, 1)
             if cfg.zero_gate:  # one logit per answer entry: is it exactly zero?
                 self.zero_head = nn.Linear(cfg.width, 1)
+            if cfg.loops:  # the current answer read back into each slot, and the correction it gets
+                self.answer_in = nn.Linear(feature_count("relative") + 1, cfg.width, bias=False)
+                self.correction_head = nn.Linear(cfg.width, 1)
             return NumberSlots()
         if not cfg.encoder_only:
             tokens = self.src_embed.tokens if cfg.share_embeddings else nn.Embedding(vocab_size, cfg.width)
@@ -463,6 +477,10 @@ class Seq2Seq(nn.Module):
             nn.init.normal_(self.answer_query, std=0.02)
         if numbers_out and cfg.zero_gate:
             nn.init.constant_(self.zero_head.bias, -2.0)  # closed at first: no entry is zeroed before it learns
+        if numbers_out and cfg.loops:  # a loop starts by changing nothing: the model is the one-pass model
+            nn.init.zeros_(self.answer_in.weight)
+            nn.init.zeros_(self.correction_head.weight)
+            nn.init.zeros_(self.correction_head.bias)
         if cfg.input_units == "rows":
             nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
         if cfg.share_embeddings and not numbers_out:
@@ -586,13 +604,22 @@ class Seq2Seq(nn.Module):
         (B, 2) their rows and columns; 0 beyond an answer's last entry), in units of max|input|**d;
         and with ``model.zero_gate`` (B, P) logits that each entry is exactly zero (else None)."""
         ids, real = self.answer_slots(shapes.to(memory.device))
-        x = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
+        slots = self.slot_norm(self.answer_query + self.matrix_positions.embed(ids))
         mem_mask = self.position_scheme.memory_bias(ids, lambda: self.memory_ids(src), mem_mask)
-        self_mask = real[:, None, None, :]
-        for layer in self.decoder:
-            x = layer(x, layer.cross_attn.project_kv(memory), mem_mask, self_mask=self_mask)
-        h = self.dec_norm(x)
+        kv = [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+
+        def answer_pass(x: torch.Tensor) -> torch.Tensor:
+            for layer, layer_kv in zip(self.decoder, kv):
+                x = layer(x, layer_kv, mem_mask, self_mask=real[:, None, None, :])
+            return self.dec_norm(x)
+
+        h = answer_pass(slots)
         numbers = self.value_head(h)[..., 0].float().masked_fill(~real, 0.0)
+        for _ in range(self.loops):  # model.loops: read the answer so far, add a correction (weights shared)
+            features = number_features(numbers.detach().masked_fill(~real, 0.0))  # its sign, decades, phases
+            seen = torch.cat([numbers[..., None], features], dim=-1)
+            h = answer_pass(slots + self.answer_in(seen.to(slots.dtype)))
+            numbers = numbers + self.correction_head(h)[..., 0].float().masked_fill(~real, 0.0)
         if not self.cfg.zero_gate:
             return numbers, None
         return numbers, self.zero_head(h)[..., 0].float().masked_fill(~real, -1e4)

@@ -12,9 +12,15 @@ token answer (``model.value_loss``).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from linalgformer.problems.charton.contract import Examples
 
 ZERO_TARGET = 1e-9  # an answer entry this small in its units (max|input|**d) counts as exactly zero
 
@@ -33,6 +39,27 @@ def answer_units(problem, examples) -> list[np.ndarray]:
     return out
 
 
+def operand_units(problem, examples) -> tuple[Examples, np.ndarray]:
+    """``model.operand_units``, for a bilinear problem (M^T v, A^T B): each example with every
+    operand divided by its own largest entry (1 for an all-zero operand) and its target by the
+    product of those scales, and (B,) that product, the factor that takes an answer to the
+    divided question back to the question's. The model then sees every operand at one scale:
+    an answer does not change when one operand is scaled apart from the other (by 1e5, say),
+    which the units of the whole input (max|input|**d) cannot see."""
+    inputs, targets, factors = [], [], np.ones(len(examples))
+    for i, (x, target) in enumerate(zip(examples.inputs, examples.targets)):
+        parts = []
+        for columns in problem.operand_columns(np.shape(x)):
+            part = np.asarray(x[:, columns], dtype=np.float64)
+            scale = float(np.abs(part).max()) if part.size else 0.0
+            scale = scale if scale > 0 else 1.0
+            parts.append(part / scale)
+            factors[i] *= scale
+        inputs.append(np.hstack(parts))
+        targets.append(target / factors[i])
+    return dataclasses.replace(examples, inputs=inputs, targets=targets), factors
+
+
 def answer_tensors(problem, examples) -> dict[str, torch.Tensor]:
     """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32 and
     ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer)."""
@@ -43,8 +70,14 @@ def answer_tensors(problem, examples) -> dict[str, torch.Tensor]:
     for i, (target, unit) in enumerate(zip(examples.targets, units)):
         flat = (target / unit).reshape(-1)
         values[i, : flat.size], mask[i, : flat.size] = flat, True
-    return {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
-            "tgt_mask": torch.from_numpy(mask)}
+    out = {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
+           "tgt_mask": torch.from_numpy(mask)}
+    if getattr(problem, "sign_free_columns", False):  # model.sign_free: which entries flip sign together (-1: none)
+        groups = np.full((len(examples), width), -1, dtype=np.int64)
+        for i, target in enumerate(examples.targets):
+            groups[i, : target.size] = problem.sign_groups(target.shape).reshape(-1)
+        out["tgt_sign_group"] = torch.from_numpy(groups)
+    return out
 
 
 def from_units(problem, examples, z: np.ndarray) -> list[np.ndarray]:
@@ -65,6 +98,21 @@ def relative_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     error = ((z - target).abs() * mask).sum(1)
     size = (target.abs() * mask).sum(1)
     return error / size.clamp_min(1e-6)
+
+
+def sign_free_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """``model.sign_free``: (B,) the relative error of :func:`relative_errors` with each sign group
+    (``groups`` (B, P), -1: none; e.g. an eigenvector's entries) taken with the sign, + or -, that
+    is nearer its target: the error the sign-free verifiers see, so that the model need not learn
+    the targets' sign convention (a discontinuous function of the question)."""
+    target, mask, groups = target.to(z.device), mask.to(z.device), groups.to(z.device)
+    plus, minus = (z - target).abs() * mask, (z + target).abs() * mask
+    grouped = groups >= 0
+    members = F.one_hot(groups.clamp(min=0), int(groups.max().clamp(min=0)) + 1) * grouped[..., None]
+    members = members.to(z.dtype)  # (B, P, G)
+    per_group = torch.minimum(torch.einsum("bp,bpg->bg", plus, members), torch.einsum("bp,bpg->bg", minus, members))
+    error = (plus * ~grouped).sum(1) + per_group.sum(1)
+    return error / (target.abs() * mask).sum(1).clamp_min(1e-6)
 
 
 def zero_gate_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -56,6 +56,7 @@ class MatrixProblem(Problem):
     output_degree = 1
     unusable_families: tuple[str, ...] = ()  # matrix families whose matrices have no answer here
     sign_free_columns = False  # the verifier accepts each answer column up to its sign (eigenvectors)
+    bilinear = False  # the answer is linear in each operand apart (M^T v, A^T B): model.operand_units
 
     def __init__(self, sampling: Sampling, codecs: Codecs):
         self.sampling = sampling
@@ -94,6 +95,17 @@ class MatrixProblem(Problem):
         """The matrix the mathematical checks use; with input noise, rebuilt from the target."""
         return inputs
 
+    def sign_groups(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """(r', c') int: for an answer of ``shape``, the group of each entry whose entries may all
+        flip sign together and leave the answer right (-1: in no group); None when none may.
+        With ``sign_free_columns`` the answer is [values; vectors]: each vector column is a group
+        (its eigenvector, or its pair of singular vectors u_j, v_j), the values' row is in none."""
+        if not self.sign_free_columns:
+            return None
+        groups = np.broadcast_to(np.arange(shape[1]), shape).copy()
+        groups[0] = -1
+        return groups
+
     # --- sampling -----------------------------------------------------------------------------
     def answer_view(self, rng: np.random.Generator, x: np.ndarray) -> View | None:
         """The question ``x`` under a random change that moves its entries exactly (signed
@@ -119,6 +131,12 @@ class MatrixProblem(Problem):
         if self.input_split == "last_column":
             return [(rows, cols), (rows, 1)]
         return [self.input_shape(rows, cols)]
+
+    def operand_columns(self, shape: tuple[int, int]) -> list[slice]:
+        """The columns each operand fills in an input matrix of ``shape``, left to right."""
+        widths = [c for _, c in self.operand_shapes(*self.operand_dims(shape))]
+        ends = np.cumsum(widths)
+        return [slice(int(end - width), int(end)) for end, width in zip(ends, widths)]
 
     def sample(self, rng: np.random.Generator, count: int) -> Examples:
         out = Examples(inputs=[], targets=[], laws=[], dims=[], tasks=[])

@@ -76,6 +76,7 @@ class MatrixSum(MatrixProblem):
 class MatrixVector(MatrixProblem):
     name, summary = "matrix_vector", "[M|v] -> M^T v"
     output_degree = 2  # M^T v: a product of two entries
+    bilinear = True
     input_split, output_coupling = "last_column", "column"
 
     def input_shape(self, rows, cols):
@@ -104,6 +105,7 @@ class MatrixVector(MatrixProblem):
 class MatrixProduct(MatrixSum):
     name, summary = "matrix_product", "[A|B] -> A^T B"
     output_degree = 2
+    bilinear = True
 
     def output_shape(self, rows, cols):
         return cols, cols
