@@ -1,4 +1,5 @@
-"""Precision against the number of answer views (``evaluate --views K``), for continuous models.
+"""Precision against the number of answer views (``evaluate --views K``) or of refinement passes
+(``evaluate --loops K``, a model trained with ``model.loops``), for continuous models.
 
 Each answer is the mean of the model's answers to K seeded views of the question (signed
 permutations of its rows and columns, each answer taken back to the question's); K = 1 is the model
@@ -6,6 +7,10 @@ alone. For every model and K: accuracy within 5%, 2%, 1% and 0.5% and the median
 seeded test set (``--count`` questions of size ``--dim``, the paper's uniform law by default).
 
     python benchmarks/answer_views.py eigenvalues-5x5 /root/lf-runs/eig5-anneal --views 1,2,4,8,16 --count 1000
+    python benchmarks/answer_views.py /root/lf-runs/eig5-loop2 --loops 0,1,2,3,4,8 --count 1000 --json
+
+With ``--loops`` each model answers with K refinement passes after its first answer (K = 0: the
+first answer alone); a model trained without loops gives its one row, K = 0.
 """
 
 from __future__ import annotations
@@ -21,14 +26,21 @@ import linalgformer as lf
 TOLERANCES = ("0.05", "0.02", "0.01", "0.005")
 
 
-def measure(name: str, views: list[int], count: int, dim: int | None, distribution: str | None) -> list[dict]:
+def measure(name: str, sweep: str, values: list[int], count: int, dim: int | None,
+            distribution: str | None) -> list[dict]:
+    """One row per value of ``sweep`` (views or loops) that the model can run."""
     model = lf.load(name)
+    if sweep == "loops" and model.loops == 0:
+        values = [0]  # trained without refinement passes: the first answer is all it has
     rows = []
-    for k in views:
-        print(f"{name}: {k} views", file=sys.stderr)
-        model.views = k
+    for k in values:
+        print(f"{name}: {sweep} {k}", file=sys.stderr)
+        if sweep == "views":
+            model.views = k
+        elif model.loops or k:
+            model.loops = k
         result = model.evaluate(count, dims=None if dim is None else [dim], distribution=distribution)
-        rows.append({"model": name, "views": k, "count": result["count"], "median_d1": result["median_d1"],
+        rows.append({"model": name, sweep: k, "count": result["count"], "median_d1": result["median_d1"],
                      **{f"acc@{t}": result["tolerances"][t] for t in TOLERANCES}})
     return rows
 
@@ -36,23 +48,26 @@ def measure(name: str, views: list[int], count: int, dim: int | None, distributi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="bundled names or run directories (continuous answers)")
-    parser.add_argument("--views", default="1,2,4,8,16")
+    sweep = parser.add_mutually_exclusive_group()
+    sweep.add_argument("--views", default=None, help="comma-separated K (default 1,2,4,8,16)")
+    sweep.add_argument("--loops", default=None, help="comma-separated K: refinement passes instead of views")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=None, help="test size (default: the model's own)")
     parser.add_argument("--distribution", default=None, help="test law or family (default: the model's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    sweep, values = ("loops", args.loops) if args.loops is not None else ("views", args.views or "1,2,4,8,16")
     rows = [row for name in args.models
-            for row in measure(name, [int(k) for k in args.views.split(",")], args.count, args.dim, args.distribution)]
+            for row in measure(name, sweep, [int(k) for k in values.split(",")], args.count, args.dim, args.distribution)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("| model | views | within 5% | 2% | 1% | 0.5% | median d1 |")
+    print(f"| model | {sweep} | within 5% | 2% | 1% | 0.5% | median d1 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         cells = " | ".join(f"{100 * r[f'acc@{t}']:.1f}%" for t in TOLERANCES)
-        print(f"| {r['model']} | {r['views']} | {cells} | {r['median_d1']:.4f} |")
+        print(f"| {r['model']} | {r[sweep]} | {cells} | {r['median_d1']:.4f} |")
 
 
 if __name__ == "__main__":
