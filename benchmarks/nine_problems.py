@@ -26,10 +26,10 @@ from linalgformer.tracking import read_metrics
 
 TOLERANCES = ("0.05", "0.02", "0.01", "0.005")
 DEFAULT_ROWS = ("transpose=transpose-2-8", "matrix_sum=sum-2-8", "matrix_sum=sum-2-8@4",
-                "matrix_vector=matvec-5x5", "matrix_vector=matvec-5x5@8",
+                "matrix_vector=matvec-5x5", "matrix_vector=matvec-5x5@8", "matrix_vector=matvec-2-8",
                 "matrix_product=product-5x5", "matrix_product=product-5x5@8",
                 "eigenvalues=eigenvalues-5x5", "eigenvalues=eigenvalues-5x5@8",
-                "eigenvectors=", "invert_matrix=/root/lf-runs/inv5-newton6",
+                "eigenvectors=/root/lf-runs/eigvec-transfer3", "invert_matrix=/root/lf-runs/inv5-newton6",
                 "singularvalues=/root/lf-runs/sv-2-5", "singularvectors=")
 PAPER_LAW = {"eigenvalues": "semicircle", "eigenvectors": "semicircle", "syminverse": "semicircle"}
 

@@ -1,0 +1,76 @@
+"""Where an eigenvector model's error lies: the verifier's two checks apart, and the directions.
+
+The eigenvectors verifier scores [lambda; Q] by two relative L1 errors, of Q^T M Q - diag(lambda)
+against diag(lambda) and of Q^T Q - I against I, and takes the larger. This prints, on seeded
+questions of the model's own law and size, the median of each check, the median error of the
+eigenvalue row alone, and how close each predicted vector's direction is to numpy's (|cos|, free
+of sign): a model can point its vectors nearly right and still fail the 5% tolerance, because the
+checks sum the error over every entry of an n x n matrix.
+
+    python benchmarks/eigenvector_errors.py /root/lf-runs/eigvec-transfer2 --count 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import linalgformer as lf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+
+TEST_SEED = 12345
+
+
+def relative(error: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.abs(error).sum(axis=(1, 2)) / np.abs(scale).sum(axis=(1, 2))
+
+
+def measure(name: str, count: int) -> dict:
+    model = lf.load(name)
+    experiment, problem = model.experiment, model.experiment.problem
+    examples = problem.sample(np.random.default_rng(TEST_SEED), count)
+    answers = np.stack(experiment.predict_values(model.module, problem, examples, torch.device("cpu")))
+    m, targets = np.stack(examples.inputs), np.stack(examples.targets)
+    values, vectors = answers[:, 0, :], answers[:, 1:, :]
+    spectrum = values[:, :, None] * np.eye(values.shape[1])
+    eye = np.broadcast_to(np.eye(vectors.shape[2]), vectors.shape)
+    diagonal_check = relative(np.swapaxes(vectors, 1, 2) @ m @ vectors - spectrum, spectrum)
+    orthogonal_check = relative(np.swapaxes(vectors, 1, 2) @ vectors - eye, eye)
+    value_error = np.abs(values - targets[:, 0, :]).sum(1) / np.abs(targets[:, 0, :]).sum(1)
+    cos = np.abs((vectors * targets[:, 1:, :]).sum(1)) / np.linalg.norm(vectors, axis=1).clip(1e-30)
+    return {"model": name, "count": count, "acc@0.05": float((np.maximum(diagonal_check, orthogonal_check) <= 0.05).mean()),
+            "median_diagonal_check": float(np.median(diagonal_check)),
+            "median_orthogonality_check": float(np.median(orthogonal_check)),
+            "median_eigenvalue_error": float(np.median(value_error)),
+            "median_abs_cos_by_vector": [float(c) for c in np.median(cos, axis=0)],
+            "vectors_cos_above_0.99": float((cos > 0.99).mean()), "vectors_cos_above_0.999": float((cos > 0.999).mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help="eigenvector run directories (continuous answers)")
+    parser.add_argument("--count", type=int, default=1000)
+    args = common.result_args(parser, print_table)
+    if args is None:
+        return
+    common.emit([measure(name, args.count) for name in args.models], args.json, print_table)
+
+
+def print_table(rows: list) -> None:
+    print("| model | within 5% | Q^T M Q check | Q^T Q check | eigenvalues | |cos| per vector | |cos| > 0.99 | > 0.999 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        cos = " ".join(f"{c:.4f}" for c in r["median_abs_cos_by_vector"])
+        print(f"| {r['model']} | {100 * r['acc@0.05']:.1f}% | {r['median_diagonal_check']:.3f} | "
+              f"{r['median_orthogonality_check']:.3f} | {r['median_eigenvalue_error']:.4f} | {cos} | "
+              f"{100 * r['vectors_cos_above_0.99']:.1f}% | {100 * r['vectors_cos_above_0.999']:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
