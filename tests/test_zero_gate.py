@@ -44,8 +44,67 @@ def test_an_open_gate_writes_exact_zeros_and_a_closed_one_changes_nothing():
     assert all(np.count_nonzero(p) == p.size for p in closed)  # starts closed (bias -2): no entry zeroed
     with torch.no_grad():
         model.zero_head.bias.fill_(50.0)  # every entry: "zero"
+    model.zero_gate_limit = 0.0  # the gate alone decides
     opened = exp.predict_values(model, exp.problem, examples, torch.device("cpu"))
     assert all(not np.any(p) for p in opened)
+
+
+def test_an_open_gate_zeroes_only_the_entries_read_out_near_zero():
+    """``model.zero_gate_limit``: where the gate says "zero" but the number read out is at least
+    the limit (in the answer's unit, here max|input|) away from 0, the number stands; the rest
+    become exact zeros."""
+    exp = build_experiment(gated_config())
+    model = exp.build_model().eval()
+    assert model.zero_gate_limit == 0.1  # a new model's default
+    examples = exp.problem.sample(np.random.default_rng(0), 6)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        model.zero_head.bias.fill_(-50.0)  # closed: the numbers as read out
+        read = exp.predict_values(model, exp.problem, examples, cpu)
+        model.zero_head.bias.fill_(50.0)  # open everywhere
+    in_units = [np.abs(r) / np.abs(x).max() for x, r in zip(examples.inputs, read)]
+    for limit in np.quantile(np.concatenate([u.ravel() for u in in_units]), [0.25, 0.75]):
+        model.zero_gate_limit = float(limit)  # a quarter, then three quarters of the entries near 0
+        gated = exp.predict_values(model, exp.problem, examples, cpu)
+        near = [u < limit for u in in_units]
+        assert 0 < sum(int(n.sum()) for n in near) < sum(n.size for n in near)  # both kinds are checked
+        for r, g, n in zip(read, gated, near):
+            np.testing.assert_array_equal(g[n], 0.0)
+            np.testing.assert_array_equal(g[~n], r[~n])
+
+
+def test_an_old_gated_run_loads_with_the_limit_resumes_and_the_limit_can_be_set(tmp_path):
+    """A run saved before the limit existed loads with the default limit (an inference rule: its
+    weights are the same) and still resumes (``runs.ADDED_LATER``); ``lf.Model.zero_gate_limit``
+    sets it, refusing what is not a number of 0 or more."""
+    import json
+
+    import linalgformer as lf
+
+    run = tmp_path / "run"
+    train_run(gated_config(max_steps=2, eval_every=2, checkpoint_every=2), run, progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["model"]["zero_gate_limit"]
+    (run / "config.json").write_text(json.dumps(saved))
+    model = lf.load(run)
+    assert model.zero_gate_limit == 0.1
+    model.zero_gate_limit = 0.25
+    assert model.module.zero_gate_limit == 0.25
+    for bad in (-1.0, float("nan"), float("inf"), True, "0.1"):
+        with pytest.raises(UserError, match="zero gate's limit"):
+            model.zero_gate_limit = bad
+    train_run(gated_config(max_steps=4, eval_every=2, checkpoint_every=2), run, progress=False)  # resumes
+
+
+def test_a_model_without_a_gate_has_no_limit_to_set(tmp_path):
+    import linalgformer as lf
+
+    run = tmp_path / "run"
+    plain = dataclasses.replace(gated_config(max_steps=2, eval_every=2, checkpoint_every=2),
+                                model=dataclasses.replace(gated_config().model, zero_gate=0.0))
+    train_run(plain, run, progress=False)
+    with pytest.raises(UserError, match="no zero gate"):
+        lf.load(run).zero_gate_limit = 0.1
 
 
 def test_a_gated_model_learns_the_zeros_of_diagonal_answers(tmp_path):
@@ -90,3 +149,25 @@ def test_a_gate_on_a_token_answer_is_refused_in_one_sentence():
         build_experiment(config).build_model()
     with pytest.raises(ValueError):
         ModelConfig(zero_gate=-1.0)
+
+
+def test_the_command_line_sets_the_limit_and_refuses_it_for_a_model_without_a_gate(tmp_path, capsys):
+    import json
+
+    from linalgformer.cli import main
+
+    gated, plain = tmp_path / "gated", tmp_path / "plain"
+    train_run(gated_config(max_steps=2, eval_every=2, checkpoint_every=2), gated, progress=False)
+    train_run(dataclasses.replace(gated_config(max_steps=2, eval_every=2, checkpoint_every=2),
+                                  model=dataclasses.replace(gated_config().model, zero_gate=0.0)), plain, progress=False)
+    capsys.readouterr()
+    for limit in ("0", "0.5"):
+        assert main(["evaluate", str(gated), "--count", "10", "--zero-limit", limit, "--json"]) == 0
+        json.loads(capsys.readouterr().out)
+    assert main(["predict", str(gated), "--matrix", "1 0 3; 0 1 0; 3 0 2", "--zero-limit", "0.2"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(gated), "--count", "10", "--zero-limit", "-1"]) == 2
+    assert main(["evaluate", str(plain), "--count", "10", "--zero-limit", "0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["linalgformer: error: the zero gate's limit must be a number of 0 or more, got -1.0.",
+                   "linalgformer: error: this model has no zero gate (model.zero_gate): there is no limit to set."]

@@ -112,6 +112,22 @@ class Model:
         self.module.loops = int(loops)
 
     @property
+    def zero_gate_limit(self) -> float:
+        """A model with a zero gate (``model.zero_gate``) writes an exact 0 where the gate finds an
+        entry zero and the number read out lies within this many units (the answer's unit, a power
+        of the largest input entry) of 0; 0: wherever the gate finds it. Settable."""
+        return float(getattr(self.module, "zero_gate_limit", 0.0))
+
+    @zero_gate_limit.setter
+    def zero_gate_limit(self, limit: float) -> None:
+        if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(limit) or limit < 0:
+            raise UserError(f"the zero gate's limit must be a number of 0 or more, got {limit!r}.")
+        if not getattr(self.module, "cfg", None) or not getattr(self.module.cfg, "zero_gate", 0):
+            raise UserError("this model has no zero gate (model.zero_gate): there is no limit to set.")
+        self.module.zero_gate_limit = float(limit)
+
+    @property
     def problem(self) -> str:
         """The problem's name (``eigenvalues``; ``pca``/``gmm`` or ``linreg``.. in the other families)."""
         section = self.config.problem

@@ -280,7 +280,7 @@ def add_analyze(sub) -> None:
 
 
 def add_answer_flags(p) -> None:
-    """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --loops."""
+    """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --loops, --zero-limit."""
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
@@ -291,6 +291,10 @@ def add_answer_flags(p) -> None:
     p.add_argument("--loops", type=int, default=None, metavar="K",
                    help="a model trained with refinement passes (model.loops): run K of them after the first "
                         "answer instead (0: the first answer alone); default: as trained")
+    p.add_argument("--zero-limit", type=float, default=None, metavar="X",
+                   help="a model with a zero gate (model.zero_gate): write an exact 0 only where the number "
+                        "read out is within X units of 0 as well (0: wherever the gate says); default: the "
+                        "model's model.zero_gate_limit")
 
 
 def add_predict(sub) -> None:
@@ -530,10 +534,12 @@ def cmd_analyze(args) -> int:
 
 
 def answering(model, args):
-    """``model`` answering as --grammar, --views and --loops say (add_answer_flags)."""
+    """``model`` answering as --grammar, --views, --loops and --zero-limit say (add_answer_flags)."""
     model = with_views(with_grammar(model, args.grammar), args.views)
     if args.loops is not None:  # refused in one sentence by the model when out of range or untrained
         model.loops = args.loops
+    if args.zero_limit is not None:  # refused in one sentence by a model without a gate
+        model.zero_gate_limit = args.zero_limit
     return model
 
 

@@ -46,10 +46,11 @@ EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval
 # run whose config.json lacks one resumes with that value, so that it goes on as it started.
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
 # Problem and model fields added after runs existed, whose default is what such a run did: a saved
-# section that lacks one is read with the default, so that the run still resumes.
+# section that lacks one is read with the default, so that the run still resumes. (zero_gate_limit
+# is a rule of the read-out, not of the weights: an older gated run reads out with the new one.)
 ADDED_LATER = {"problem": {"size_power": 0.0},
                "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
-                         "loops": 0}}
+                         "loops": 0, "zero_gate_limit": 0.1}}
 
 
 def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[RunConfig, Experiment, torch.nn.Module]:

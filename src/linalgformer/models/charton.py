@@ -107,6 +107,7 @@ class ModelConfig:
     value_loss: float = 0.0  # token answers: weight of an auxiliary loss, each answer token's state regresses its entry's value
     grammar: bool = False  # token answers: decoding picks only tokens a well-formed answer allows (answer_grammar.py)
     zero_gate: float = 0.0  # continuous answers: weight of a loss that learns which entries are exactly 0; read out as exact zeros
+    zero_gate_limit: float = 0.1  # the gate zeroes only entries read out within this many units of 0 (0: all it finds zero)
     newton_steps: int = 0  # continuous inversion: the read-out is a first guess refined by this many Newton-Schulz steps
     sign_free: bool = False  # continuous eigenvectors / singular vectors: each vector's loss takes the sign nearer its target
     operand_units: bool = False  # continuous M^T v, A^T B: each operand read in units of its own largest entry
@@ -127,7 +128,7 @@ MODEL_RULES = {
     "share_embeddings": FLAG, "dropout": between(0.0, 1.0, high_open=True), "max_len": at_least(1),
     "encoder_only": FLAG, "value_features": FLAG, "position_bias": FLAG,
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
-    "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0),
+    "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0), "zero_gate_limit": at_least(0.0),
     "newton_steps": between(0, 64, integer=True), "sign_free": FLAG,
     "operand_units": FLAG, "loops": between(0, 64, integer=True),
 }
@@ -408,6 +409,7 @@ class Seq2Seq(nn.Module):
         self.register_output_ids(vocab_size, eos_id, output_ids)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.loops = cfg.loops  # passes of refinement after the first (settable at inference: lf.Model.loops)
+        self.zero_gate_limit = cfg.zero_gate_limit  # settable at inference: lf.Model.zero_gate_limit
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         # the modules are made (and registered) in the order checkpoints and seeds have always seen
         self.position_scheme = self._build_positions(cfg, layout)
@@ -627,11 +629,16 @@ class Seq2Seq(nn.Module):
     def regress(self, src: torch.Tensor, src_len: torch.Tensor, shapes: torch.Tensor,
                 values: torch.Tensor | None = None) -> torch.Tensor:
         """A continuous answer's numbers (B, P): ``forward(...).numbers``, with the entries the zero
-        gate (``model.zero_gate``) finds more likely zero than not written as exact zeros."""
+        gate (``model.zero_gate``) finds more likely zero than not written as exact zeros, where the
+        number read out agrees: within ``zero_gate_limit`` units of 0 (0: wherever the gate says).
+        A gate that errs can then move an entry by at most the limit, never zero a large one."""
         out = self(src, src_len, values=values, shapes=shapes)
         if out.zero_logits is None:
             return out.numbers
-        return out.numbers.masked_fill(out.zero_logits > 0, 0.0)
+        zero = out.zero_logits > 0
+        if self.zero_gate_limit > 0:
+            zero = zero & (out.numbers.abs() < self.zero_gate_limit)
+        return out.numbers.masked_fill(zero, 0.0)
 
     def read_out(self, memory: torch.Tensor, length: int) -> torch.Tensor:
         """Encoder-only: logits (B, length, K) from encoder positions 0..length-1."""
