@@ -85,7 +85,8 @@ class Model:
     def views(self) -> int:
         """How many views of each question an answer averages (1: the question alone). Settable to
         K > 1 for a continuous answer of a problem whose answer a signed permutation of the question
-        leaves unchanged (eigenvalues, singular values): the mean of K answers is more precise."""
+        moves in a known way (every Charton matrix problem; eigen- and singular vectors are aligned
+        in sign before averaging): the mean of K answers, each taken back, is more precise."""
         return int(getattr(getattr(self.experiment, "answer_mode", None), "views", 1))
 
     @views.setter

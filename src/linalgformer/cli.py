@@ -285,9 +285,9 @@ def add_answer_flags(p) -> None:
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
     p.add_argument("--views", type=int, default=1, metavar="K",
-                   help="continuous answers of eigenvalues and singular values: the mean of the answers to K "
-                        "views of each question (random signed permutations, which leave the answer as it "
-                        "is); more precise than one answer")
+                   help="continuous answers: the mean of the answers to K views of each question (random "
+                        "signed permutations of its rows and columns, each answer taken back; vectors aligned "
+                        "in sign); more precise than one answer")
     p.add_argument("--loops", type=int, default=None, metavar="K",
                    help="a model trained with refinement passes (model.loops): run K of them after the first "
                         "answer instead (0: the first answer alone); default: as trained")

@@ -1,4 +1,5 @@
-"""Small linear-algebra formulas shared by problems, baselines and constructions (numpy only).
+"""Small linear-algebra formulas shared by problems, baselines and constructions (numpy; the few
+that the problems' checks use also take torch tensors, for ``model.verifier_loss``).
 
 They sit on the ground floor so that a hand-set construction and the classical algorithm it runs
 use one formula, and two problem families share one convention (e.g. the sign of a vector).
@@ -25,17 +26,23 @@ def canonical_sign(vectors: np.ndarray) -> np.ndarray:
     return vectors * column_signs(vectors)
 
 
-def identity(count: int, dim: int) -> np.ndarray:
+def identity(count: int, dim: int, like=None) -> np.ndarray:
+    """(count, dim, dim) identities; of ``like``'s kind, dtype and device when it is a torch tensor
+    (so that the problems' checks, written once, also serve as a differentiable loss)."""
+    if like is not None and not isinstance(like, np.ndarray):
+        eye = like.new_zeros((dim, dim))
+        eye.fill_diagonal_(1.0)
+        return eye.expand(count, dim, dim)
     return np.broadcast_to(np.eye(dim), (count, dim, dim))
 
 
 def transpose(mats: np.ndarray) -> np.ndarray:
-    return np.swapaxes(mats, -1, -2)
+    return mats.swapaxes(-1, -2)  # numpy arrays and torch tensors alike
 
 
 def diagonal(values: np.ndarray) -> np.ndarray:
-    """(B, n) -> (B, n, n) diagonal matrices."""
-    return values[:, :, None] * np.eye(values.shape[1])
+    """(B, n) -> (B, n, n) diagonal matrices (numpy arrays or torch tensors, as ``values``)."""
+    return values[:, :, None] * identity(1, values.shape[1], like=values)[0]
 
 
 def safe_inverse(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,8 @@ BEHAVIOUR_BEFORE = {"length_buckets": 1}
 # is a rule of the read-out, not of the weights: an older gated run reads out with the new one.)
 ADDED_LATER = {"problem": {"size_power": 0.0},
                "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
-                         "loops": 0, "zero_gate_limit": 0.1}}
+                         "loops": 0, "zero_gate_limit": 0.1,
+                         "verifier_loss": 0.0}}
 
 
 def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[RunConfig, Experiment, torch.nn.Module]:

@@ -33,7 +33,8 @@ from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
 from linalgformer.models.newton_refinement import refine_inverse
 from linalgformer.models.number_units import (answer_tensors, entry_value_error, from_units, operand_units,
-                                              relative_error_loss, relative_errors, sign_free_errors, zero_gate_loss)
+                                              relative_error_loss, relative_errors, sign_free_errors, verifier_errors,
+                                              zero_gate_loss)
 from linalgformer.problems.charton.config import ProblemConfig, dim_range, size_span
 from linalgformer.problems.charton.contract import Examples, Problem, Scores, join_examples
 from linalgformer.problems.charton.datafile import example_lines, read_examples, read_test_examples, write_examples
@@ -515,7 +516,7 @@ class NumberAnswers:
         """The mean relative error (the verifiers' d1) of the numbers read out for the batch, plus
         ``model.zero_gate`` times the zero gate's cross-entropy; with ``model.newton_steps`` also
         the error after the Newton-Schulz steps; with ``model.sign_free`` each answer vector's error
-        is taken with its nearer sign."""
+        is taken with its nearer sign; with ``model.verifier_loss`` the verifier's own d1 is added."""
         out = model(batch["src_ids"], batch["src_len"], values=batch.get("src_values"), shapes=batch["out_shape"])
         if self.experiment.config.model.sign_free:
             loss = sign_free_errors(out.numbers, batch["tgt_values"], batch["tgt_mask"], batch["tgt_sign_group"]).mean()
@@ -526,6 +527,10 @@ class NumberAnswers:
             refined = refine_inverse(out.numbers, batch["src_values"], batch["out_shape"], self.newton_steps)
             loss = loss + torch.log1p(relative_errors(refined, batch["tgt_values"].to(refined.device),
                                                       batch["tgt_mask"].to(refined.device))).mean()
+        if self.experiment.config.model.verifier_loss:  # the verifier's own checks, free where the answer is
+            loss = loss + self.experiment.config.model.verifier_loss * verifier_errors(
+                self.experiment.train_problem, out.numbers, batch["src_values"], batch["in_shape"],
+                batch["out_shape"], batch["tgt_values"]).mean()
         if out.zero_logits is None:
             return loss
         weight = self.experiment.config.model.zero_gate
@@ -542,7 +547,7 @@ class NumberAnswers:
             views = [problem.answer_view(rng, x) for x in examples.inputs]
             seen = dataclasses.replace(examples, inputs=[x for x, _ in views])
             answers = self.read_out(model, problem, seen, device)
-            total = [t + back(a) for t, a, (_, back) in zip(total, answers, views)]
+            total = [t + problem.aligned(back(a), t) for t, a, (_, back) in zip(total, answers, views)]
         return total if self.views == 1 else [t / self.views for t in total]
 
     def read_out(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:

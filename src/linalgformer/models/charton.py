@@ -112,6 +112,7 @@ class ModelConfig:
     sign_free: bool = False  # continuous eigenvectors / singular vectors: each vector's loss takes the sign nearer its target
     operand_units: bool = False  # continuous M^T v, A^T B: each operand read in units of its own largest entry
     loops: int = 0  # continuous answers: the decoder runs again this many times, reading its answer and adding a correction
+    verifier_loss: float = 0.0  # continuous answers: weight of the verifiers' own d1 (the problem's checks, e.g. Q^T M Q) in the loss
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -130,7 +131,7 @@ MODEL_RULES = {
     "number_features": one_of(*NUMBER_FEATURES), "ffn": one_of(*FFNS), "input_units": one_of(*INPUT_UNITS),
     "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0), "zero_gate_limit": at_least(0.0),
     "newton_steps": between(0, 64, integer=True), "sign_free": FLAG,
-    "operand_units": FLAG, "loops": between(0, 64, integer=True),
+    "operand_units": FLAG, "loops": between(0, 64, integer=True), "verifier_loss": at_least(0.0),
 }
 
 
@@ -159,6 +160,8 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
               "model.operand_units reads each operand by value in its own units (the continuous encoding on both sides)"),
              (cfg.loops and numbers_out is False,
               "model.loops refines a continuous answer (numbers read out by value): a token answer is written once"),
+             (cfg.verifier_loss and numbers_out is not None and not (numbers_in and numbers_out),
+              "model.verifier_loss checks a continuous answer against a continuous question (the continuous encoding on both sides)"),
              (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
               "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
              (cfg.input_units == "rows" and not matrix,

@@ -61,8 +61,9 @@ def operand_units(problem, examples) -> tuple[Examples, np.ndarray]:
 
 
 def answer_tensors(problem, examples) -> dict[str, torch.Tensor]:
-    """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32 and
-    ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer)."""
+    """``out_shape`` (B, 2), the targets in their units row-major ``tgt_values`` (B, P) float32,
+    ``tgt_mask`` (B, P) for the entries that exist (P: the largest answer) and ``in_shape`` (B, 2)
+    the questions' shapes."""
     units = answer_units(problem, examples)
     shapes = np.array([t.shape for t in examples.targets], dtype=np.int64).reshape(len(examples), 2)
     width = int(shapes.prod(axis=1).max(initial=1))
@@ -70,8 +71,9 @@ def answer_tensors(problem, examples) -> dict[str, torch.Tensor]:
     for i, (target, unit) in enumerate(zip(examples.targets, units)):
         flat = (target / unit).reshape(-1)
         values[i, : flat.size], mask[i, : flat.size] = flat, True
+    in_shapes = np.array([np.shape(x) for x in examples.inputs], dtype=np.int64).reshape(len(examples), 2)
     out = {"out_shape": torch.from_numpy(shapes), "tgt_values": torch.from_numpy(values.astype(np.float32)),
-           "tgt_mask": torch.from_numpy(mask)}
+           "tgt_mask": torch.from_numpy(mask), "in_shape": torch.from_numpy(in_shapes)}
     if getattr(problem, "sign_free_columns", False):  # model.sign_free: which entries flip sign together (-1: none)
         groups = np.full((len(examples), width), -1, dtype=np.int64)
         for i, target in enumerate(examples.targets):
@@ -113,6 +115,31 @@ def sign_free_errors(z: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, 
     per_group = torch.minimum(torch.einsum("bp,bpg->bg", plus, members), torch.einsum("bp,bpg->bg", minus, members))
     error = (plus * ~grouped).sum(1) + per_group.sum(1)
     return error / (target.abs() * mask).sum(1).clamp_min(1e-6)
+
+
+def verifier_errors(problem, z: torch.Tensor, values: torch.Tensor, in_shapes: torch.Tensor,
+                    out_shapes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``model.verifier_loss``: (B,) the verifiers' own d1 of the read-outs z (B, P, in their units),
+    differentiable: the worst over the problem's checks (``MatrixProblem.checks``, the code that
+    scores answers) of |m|_1 / |s|_1, on the questions ``values`` (B, S: a continuous source, two
+    size slots then the entries row-major) in units of their largest entry. Every check is
+    homogeneous, so units change no ratio. Where the answer is not unique (an eigenvector's sign,
+    a rotation within a nearly repeated eigenvalue's eigenspace) the checks are as free as the
+    verifier is; for problems without checks of their own it is the entry-wise d1."""
+    values, target = values.to(z.device, z.dtype), target.to(z.device, z.dtype)
+    out = z.new_zeros(len(z))
+    shapes = torch.cat([in_shapes, out_shapes], dim=1).to(z.device)
+    for shape in torch.unique(shapes, dim=0):
+        rows = (shapes == shape).all(dim=1).nonzero()[:, 0]
+        r, c, ro, co = (int(v) for v in shape)
+        question = values[rows, 2:2 + r * c].reshape(-1, r, c)
+        question = question / question.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+        answer = z[rows, : ro * co].reshape(-1, ro, co)
+        wanted = target[rows, : ro * co].reshape(-1, ro, co)
+        ratios = [m.abs().sum(dim=(1, 2)) / s.abs().sum(dim=(1, 2)).clamp_min(1e-6)
+                  for m, s in problem.checks(question, wanted, answer)]
+        out = out.index_put((rows,), torch.stack(ratios).amax(dim=0))
+    return out
 
 
 def zero_gate_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -106,6 +106,20 @@ class MatrixProblem(Problem):
         groups[0] = -1
         return groups
 
+    def aligned(self, answer: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """``answer`` with each sign group (:meth:`sign_groups`) flipped where it points away from
+        the same group of ``reference`` (a negative inner product): answers to two views of one
+        question agree in sign before they are averaged. Unchanged where no sign may flip."""
+        groups = self.sign_groups(answer.shape)
+        if groups is None:
+            return answer
+        out = answer.copy()
+        for group in range(int(groups.max()) + 1):
+            members = groups == group
+            if float(np.sum(answer[members] * reference[members])) < 0:
+                out[members] = -answer[members]
+        return out
+
     # --- sampling -----------------------------------------------------------------------------
     def answer_view(self, rng: np.random.Generator, x: np.ndarray) -> View | None:
         """The question ``x`` under a random change that moves its entries exactly (signed

@@ -155,10 +155,16 @@ class Eigenvectors(MatrixProblem):
         vectors = canonical_sign(vectors)
         return np.concatenate([values[:, None, :], vectors], axis=1), np.ones(len(inputs), dtype=bool)
 
+    def answer_view(self, rng, x):
+        """Q M Q^T, Q a random signed permutation: the same eigenvalues, eigenvectors Q v (taken
+        back by Q^T; their signs are aligned before averaging, ``aligned``)."""
+        q = signed_permutation(rng, len(x))
+        return q @ x @ q.T, lambda answer: np.vstack([answer[:1], q.T @ answer[1:]])
+
     def checks(self, operands, targets, predictions):
         values, vectors = predictions[:, 0, :], predictions[:, 1:, :]
         spectrum = diagonal(values)
-        eye = identity(len(values), values.shape[1])
+        eye = identity(len(values), values.shape[1], like=values)
         return [(transpose(vectors) @ operands @ vectors - spectrum, spectrum),
                 (transpose(vectors) @ vectors - eye, eye)]
 
@@ -185,7 +191,7 @@ class InvertMatrix(MatrixProblem):
         return p @ x @ q, lambda answer: q @ answer @ p
 
     def checks(self, operands, targets, predictions):
-        eye = identity(len(operands), operands.shape[1])
+        eye = identity(len(operands), operands.shape[1], like=operands)
         return [(operands @ predictions - eye, eye)]
 
     def clean_operand(self, inputs, targets):
@@ -229,11 +235,18 @@ class SingularVectors(MatrixProblem):
         left, right = left * signs, transpose(right_t) * signs
         return np.concatenate([values[:, None, :], left, right], axis=1), np.ones(len(inputs), dtype=bool)
 
+    def answer_view(self, rng, x):
+        """P A Q, P and Q random signed permutations: the same singular values, singular vectors
+        P u and Q^T v (taken back; signs aligned before averaging, ``aligned``)."""
+        p, q = signed_permutation(rng, x.shape[0]), signed_permutation(rng, x.shape[1])
+        rows = x.shape[0]
+        return p @ x @ q, lambda answer: np.vstack([answer[:1], p.T @ answer[1:1 + rows], q @ answer[1 + rows:]])
+
     def checks(self, operands, targets, predictions):
         rows = operands.shape[1]
         values, left, right = predictions[:, 0, :], predictions[:, 1:1 + rows], predictions[:, 1 + rows:]
         spectrum = diagonal(values)
-        eye = identity(len(values), values.shape[1])
+        eye = identity(len(values), values.shape[1], like=values)
         return [(transpose(left) @ operands @ right - spectrum, spectrum),
                 (transpose(left) @ left - eye, eye), (transpose(right) @ right - eye, eye)]
 
