@@ -8,6 +8,7 @@ seeded test set (``--count`` questions of size ``--dim``, the paper's uniform la
 
     python benchmarks/answer_views.py eigenvalues-5x5 /root/lf-runs/eig5-anneal --views 1,2,4,8,16 --count 1000
     python benchmarks/answer_views.py /root/lf-runs/eig5-loop2 --loops 0,1,2,3,4,8 --count 1000 --json
+    python benchmarks/answer_views.py --from-json result.json   # the table of a saved result
 
 With ``--loops`` each model answers with K refinement passes after its first answer (K = 0: the
 first answer alone); a model trained without loops gives its one row, K = 0.
@@ -16,12 +17,13 @@ first answer alone); a model trained without loops gives its one row, K = 0.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-
-import torch
+from pathlib import Path
 
 import linalgformer as lf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
 
 TOLERANCES = ("0.05", "0.02", "0.01", "0.005")
 
@@ -47,22 +49,24 @@ def measure(name: str, sweep: str, values: list[int], count: int, dim: int | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", help="bundled names or run directories (continuous answers)")
+    parser.add_argument("models", nargs="*", help="bundled names or run directories (continuous answers)")
     sweep = parser.add_mutually_exclusive_group()
     sweep.add_argument("--views", default=None, help="comma-separated K (default 1,2,4,8,16)")
     sweep.add_argument("--loops", default=None, help="comma-separated K: refinement passes instead of views")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=None, help="test size (default: the model's own)")
     parser.add_argument("--distribution", default=None, help="test law or family (default: the model's)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = common.result_args(parser, print_table)
+    if args is None:
+        return
     sweep, values = ("loops", args.loops) if args.loops is not None else ("views", args.views or "1,2,4,8,16")
     rows = [row for name in args.models
             for row in measure(name, sweep, [int(k) for k in values.split(",")], args.count, args.dim, args.distribution)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
+    common.emit(rows, args.json, print_table)
+
+
+def print_table(rows: list[dict]) -> None:
+    sweep = "loops" if rows and "loops" in rows[0] else "views"
     print(f"| model | {sweep} | within 5% | 2% | 1% | 0.5% | median d1 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
