@@ -5,7 +5,9 @@ below) is evaluated on ``--count`` seeded 5x5 questions of the paper's distribut
 coefficients on +-10; Wigner matrices for the symmetric problems), within 5%, 2%, 1% and 0.5%, with
 the minutes of the run that made it (its card's ``train_seconds``, or the run's last record) and
 the run it started from (``train.init_from``), if any. A row may name K answer views
-(``SOURCE@K``: ``evaluate --views K``). A problem with no model says so. ``--json``: rows as JSON.
+(``SOURCE@K``: ``evaluate --views K``); without one a model answers as it does by default (its
+``model.answer_views`` and ``model.view_average``). A problem with no model says so. ``--json``:
+rows as JSON.
 
     python benchmarks/nine_problems.py --count 1000
 """
@@ -25,12 +27,13 @@ import _common as common
 from linalgformer.tracking import read_metrics
 
 TOLERANCES = ("0.05", "0.02", "0.01", "0.005")
-DEFAULT_ROWS = ("transpose=transpose-2-8", "matrix_sum=sum-2-8", "matrix_sum=sum-2-8@4",
-                "matrix_vector=matvec-5x5", "matrix_vector=matvec-5x5@8", "matrix_vector=matvec-2-8",
-                "matrix_product=product-5x5", "matrix_product=product-5x5@8",
-                "eigenvalues=eigenvalues-5x5", "eigenvalues=eigenvalues-5x5@8",
-                "eigenvectors=/root/lf-runs/eigvec-transfer3", "invert_matrix=/root/lf-runs/inv5-newton6",
-                "singularvalues=/root/lf-runs/sv-2-5", "singularvectors=")
+DEFAULT_ROWS = ("transpose=transpose-2-8", "matrix_sum=sum-2-8@1", "matrix_sum=sum-2-8",
+                "matrix_vector=matvec-5x5@8", "matrix_vector=matvec-2-8@1", "matrix_vector=matvec-2-8",
+                "matrix_product=product-5x5@8", "matrix_product=product-2-8@1", "matrix_product=product-2-8",
+                "eigenvalues=eigenvalues-5x5@8", "eigenvalues=eigenvalues-2-8@1", "eigenvalues=eigenvalues-2-8",
+                "eigenvectors=/root/lf-runs/eigvec-verifier5@1", "eigenvectors=/root/lf-runs/eigvec-verifier5@16",
+                "invert_matrix=/root/lf-runs/inv5-newton6", "singularvalues=/root/lf-runs/sv-2-5",
+                "singularvectors=/root/lf-runs/svec-5x5")
 PAPER_LAW = {"eigenvalues": "semicircle", "eigenvectors": "semicircle", "syminverse": "semicircle"}
 
 
@@ -49,10 +52,12 @@ def row(problem: str, source: str, count: int) -> dict:
     model = lf.load(name)
     if model.problem != problem:
         raise SystemExit(f"{name} is a {model.problem} model, not {problem}")
-    model.views = int(views or 1)
+    if views:
+        model.views = int(views)
     law = PAPER_LAW.get(problem, "uniform")
     result = model.evaluate(count, dims=[5], distribution=law)
-    return {"problem": problem, "source": name, "views": model.views, "law": law, "count": result["count"],
+    return {"problem": problem, "source": name, "views": model.views,
+            "average": model.view_average if model.views > 1 else None, "law": law, "count": result["count"],
             "median_d1": result["median_d1"], "minutes": minutes(model),
             "started_from": model.config.train.init_from or None,
             **{f"acc@{t}": result["tolerances"][t] for t in TOLERANCES}}
@@ -67,7 +72,8 @@ def print_table(rows: list[dict]) -> None:
             continue
         cells = " | ".join(f"{100 * r[f'acc@{t}']:.1f}%" for t in TOLERANCES)
         mins = "" if r["minutes"] is None else f"{r['minutes']:.1f}"
-        print(f"| {r['problem']} | {r['source']} | {r['views']} | {cells} | {r['median_d1']:.3g} | {mins} | "
+        views = f"{r['views']} {r['average']}" if r.get("average") else str(r["views"])
+        print(f"| {r['problem']} | {r['source']} | {views} | {cells} | {r['median_d1']:.3g} | {mins} | "
               f"{r['started_from'] or ''} |")
 
 

@@ -6,7 +6,11 @@ With --half the weights are stored in float16 (half the size; they load into the
 and the card measures that stored copy.
 
     python scripts/bundle_model.py runs/eig3x3 eigenvalues-3x3 --count 1000 --half
-    python scripts/bundle_model.py --rebundle eigenvalues-3x3 --half   # an already bundled model, re-measured"""
+    python scripts/bundle_model.py --rebundle eigenvalues-3x3 --half   # an already bundled model, re-measured
+
+With --answer-views K (and --view-average median) the bundled config's model.answer_views is K:
+the model answers (predict, evaluate, the card and its suite) with the mean (median) over K views of
+each question unless told --views; the card keeps the one-view accuracy beside it."""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from linalgformer import checkpoint as ckpt
 from linalgformer.api import Model
 from linalgformer.bundled import BUNDLED_DIR
 from linalgformer.tables import evaluation_json
-from linalgformer.runs import load_run
+from linalgformer.runs import load_run, run_config_from_dict
 from linalgformer.tracking import read_metrics
 
 
@@ -38,6 +42,10 @@ def main() -> None:
     parser.add_argument("--trained-with", default="", help="the command that trained the run (for the card)")
     parser.add_argument("--views", type=int, default=1,
                         help="also measure the answers averaged over this many views (evaluate --views) for the card")
+    parser.add_argument("--answer-views", type=int, default=None, metavar="K",
+                        help="write model.answer_views K into the bundled config (the views it answers with by default)")
+    parser.add_argument("--view-average", choices=["mean", "median"], default=None,
+                        help="write model.view_average into the bundled config (how its views combine)")
     parser.add_argument("--suite-count", type=int, default=200,
                         help="examples per family and size of the card's robustness suite (0: none)")
     args = parser.parse_args()
@@ -51,6 +59,8 @@ def main() -> None:
             shutil.copy2(args.run_dir / name, target / name)
     if args.half:
         store_half(target)
+    if args.answer_views is not None or args.view_average is not None:
+        set_read_out(target, args.answer_views, args.view_average)
     config, experiment, model = load_run(target)  # measure what ships
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
     primary = getattr(experiment, "primary_metric", "")
@@ -70,11 +80,22 @@ def main() -> None:
                                                + (" --half" if args.half else ""))}
     if args.rebundle:
         new["command"] += (f"; re-measured: python scripts/bundle_model.py --rebundle {args.name}" + (" --half" if args.half else "")
-                           + (f" --suite-count {args.suite_count}" if args.suite_count != 200 else ""))
+                           + (f" --suite-count {args.suite_count}" if args.suite_count != 200 else "")
+                           + read_out_flags(args))
+    else:
+        new["command"] += read_out_flags(args)
+    answer_views = config.model.answer_views if config.family == "charton" else 1
+    if answer_views > 1:
+        experiment.set_views(1)
+        alone = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
+        experiment.set_views(answer_views)
+        new["answer_views"], new["view_average"] = answer_views, config.model.view_average
+        new["one_view"] = {"accuracy": alone.get("accuracy"), "median_d1": alone.get("median_d1"),
+                           "command": f"linalgformer evaluate {args.name} --count {args.count} --views 1"}
     if args.views > 1:
         experiment.set_views(args.views)
         viewed = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
-        experiment.set_views(1)
+        experiment.set_views(answer_views)
         new["views"] = {"views": args.views, "accuracy": viewed.get("accuracy"), "median_d1": viewed.get("median_d1"),
                         "command": f"linalgformer evaluate {args.name} --count {args.count} --views {args.views}"}
     if config.family == "charton" and args.suite_count > 0:
@@ -98,6 +119,25 @@ def suite_card(target: Path, count: int) -> dict:
             "by_family": {family: row["all"]["acc@0.05"] for family, row in result["families"].items()},
             "cells": cells, "errors": result["errors"],
             "command": f"linalgformer evaluate {target.name} --suite families --count {count}"}
+
+
+def read_out_flags(args) -> str:
+    """The --answer-views / --view-average flags of this command, as the card's command shows them."""
+    return ((f" --answer-views {args.answer_views}" if args.answer_views is not None else "")
+            + (f" --view-average {args.view_average}" if args.view_average is not None else ""))
+
+
+def set_read_out(target: Path, views: int | None, average: str | None) -> None:
+    """Write model.answer_views / model.view_average into the bundled config (None: as it is),
+    refused as training would refuse them."""
+    config = ckpt.read_config(target)
+    model = config.setdefault("model", {})
+    if views is not None:
+        model["answer_views"] = views
+    if average is not None:
+        model["view_average"] = average
+    run_config_from_dict(config)  # a value the model cannot take is refused before it is written
+    (target / ckpt.CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 
 def last_record(run_dir: Path) -> list[dict]:

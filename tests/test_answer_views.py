@@ -104,3 +104,73 @@ def test_views_where_no_view_keeps_the_answer_are_refused(tmp_path, capsys):
     train_run(continuous_config("eigenvalues", 2, out="P1000", max_steps=2), tmp_path / "tok", progress=False)
     with pytest.raises(UserError, match="writes tokens"):
         lf.load(tmp_path / "tok").views = 2
+
+
+def test_a_model_answers_with_its_own_answer_views_unless_told(eigen_run, tmp_path, capsys):
+    """``model.answer_views`` K: the model answers with the mean over K views by default (Python,
+    evaluate, predict); ``--views`` / ``lf.Model.views`` still choose; an older run reads 1."""
+    import json
+    import shutil
+
+    bundled = tmp_path / "viewed"
+    shutil.copytree(eigen_run, bundled)
+    config = json.loads((bundled / "config.json").read_text())
+    config["model"]["answer_views"] = 4
+    (bundled / "config.json").write_text(json.dumps(config))
+    plain, viewed = lf.load(eigen_run), lf.load(bundled)
+    assert plain.views == 1 and viewed.views == 4
+    plain.views = 4
+    matrix = np.array([[1.0, 2, 3], [2, 1, 0], [3, 0, 2]])
+    np.testing.assert_array_equal(viewed.predict(matrix), plain.predict(matrix))
+    for args, same_as in (([], 4), (["--views", "1"], 1), (["--views", "4"], 4)):
+        assert main(["evaluate", str(bundled), "--count", "20", "--json", *args]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert main(["evaluate", str(eigen_run), "--count", "20", "--json", "--views", str(same_as)]) == 0
+        assert got == json.loads(capsys.readouterr().out)
+    del config["model"]["answer_views"]  # a run from before the field answers from one view
+    (bundled / "config.json").write_text(json.dumps(config))
+    assert lf.load(bundled).views == 1
+
+
+def test_answer_views_for_a_token_answer_are_refused_in_one_sentence():
+    from linalgformer.experiments.registry import build_experiment
+
+    config = continuous_config("eigenvalues", 2, out="P1000", max_steps=2)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, answer_views=2))
+    with pytest.raises(UserError, match="answer_views averages continuous answers"):
+        build_experiment(config).build_model()
+
+
+def test_the_median_of_the_views_is_the_median_of_the_answers_entry_by_entry(eigen_run, capsys):
+    model = lf.load(eigen_run)
+    exp, problem = model.experiment, model.experiment.problem
+    examples = problem.sample(np.random.default_rng(5), 8)
+    each = [[a] for a in exp.predict(model.module, problem, examples, model.device)]
+    for view in range(1, 5):
+        rng = np.random.default_rng([VIEW_SEED, view])
+        views = [problem.answer_view(rng, x) for x in examples.inputs]
+        answers = exp.predict(model.module, problem, dataclasses.replace(examples, inputs=[x for x, _ in views]),
+                              model.device)
+        for kept, a, (_, back) in zip(each, answers, views):
+            kept.append(back(a))  # eigenvalues: no sign to align
+    assert model.view_average == "mean"
+    model.views, model.view_average = 5, "median"
+    got = exp.predict(model.module, problem, examples, model.device)
+    for answer, kept in zip(got, each):
+        np.testing.assert_allclose(answer, np.median(np.stack(kept), axis=0), rtol=1e-6)
+    assert main(["evaluate", str(eigen_run), "--count", "10", "--views", "5", "--view-average", "median", "--json"]) == 0
+    capsys.readouterr()
+    with pytest.raises(UserError, match="view average must be one of mean, median"):
+        model.view_average = "mode"
+
+
+def test_a_view_average_for_a_token_answer_is_refused(tmp_path, capsys):
+    from linalgformer.cli import build_parser
+    from linalgformer.models.charton import VIEW_AVERAGES
+
+    train_run(continuous_config("eigenvalues", 2, out="P1000", max_steps=2), tmp_path / "tok", progress=False)
+    assert main(["evaluate", str(tmp_path / "tok"), "--count", "5", "--view-average", "median"]) == 2
+    assert "numbers read out by value" in capsys.readouterr().err
+    flag = next(a for a in build_parser()._subparsers._group_actions[0].choices["evaluate"]._actions
+                if "--view-average" in a.option_strings)
+    assert tuple(flag.choices) == VIEW_AVERAGES  # the command line offers what the model takes

@@ -39,6 +39,7 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import EXAMPLES_FAMILY, config_fields, family_module, run_config_from_dict
 from linalgformer.files import check_output, check_utf8_path
 from linalgformer.matrix_text import MAX_ABS
+from linalgformer.models.charton import VIEW_AVERAGES
 from linalgformer.reproduce.presets import load_preset
 from linalgformer.runs import load_run
 from linalgformer.suites import SuiteResult, run_suite
@@ -86,7 +87,8 @@ class Model:
         """How many views of each question an answer averages (1: the question alone). Settable to
         K > 1 for a continuous answer of a problem whose answer a signed permutation of the question
         moves in a known way (every Charton matrix problem; eigen- and singular vectors are aligned
-        in sign before averaging): the mean of K answers, each taken back, is more precise."""
+        in sign before averaging): the mean of K answers, each taken back, is more precise. A model
+        starts at its config's ``model.answer_views`` (1 unless it was trained or bundled with more)."""
         return int(getattr(getattr(self.experiment, "answer_mode", None), "views", 1))
 
     @views.setter
@@ -96,6 +98,21 @@ class Model:
         if not hasattr(self.experiment, "set_views"):
             raise UserError(f"answer views are for matrix problems: the {self.config.family} family has none.")
         self.experiment.set_views(int(views))
+
+    @property
+    def view_average(self) -> str:
+        """How the answers to the views combine (``model.view_average``): ``mean``, or ``median``
+        entry by entry (robust to a view the model reads astray). Settable."""
+        return str(getattr(getattr(self.experiment, "answer_mode", None), "view_average", "mean"))
+
+    @view_average.setter
+    def view_average(self, average: str) -> None:
+        if average not in VIEW_AVERAGES:
+            raise UserError(f"the view average must be one of {', '.join(VIEW_AVERAGES)}, got {average!r}.")
+        mode = getattr(self.experiment, "answer_mode", None)
+        if not hasattr(mode, "view_average"):
+            raise UserError("answer views combine continuous answers (numbers read out by value): this model has none.")
+        mode.view_average = average
 
     @property
     def loops(self) -> int:

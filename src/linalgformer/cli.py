@@ -280,14 +280,19 @@ def add_analyze(sub) -> None:
 
 
 def add_answer_flags(p) -> None:
-    """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --loops, --zero-limit."""
+    """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --view-average,
+    --loops, --zero-limit."""
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
-    p.add_argument("--views", type=int, default=1, metavar="K",
+    p.add_argument("--views", type=int, default=None, metavar="K",
                    help="continuous answers: the mean of the answers to K views of each question (random "
                         "signed permutations of its rows and columns, each answer taken back; vectors aligned "
-                        "in sign); more precise than one answer")
+                        "in sign); more precise than one answer; default: the model's model.answer_views "
+                        "(1: the question alone)")
+    p.add_argument("--view-average", choices=["mean", "median"], default=None,
+                   help="with --views: combine the views' answers by their mean or their median (entry by "
+                        "entry; robust to a view read astray); default: the model's model.view_average")
     p.add_argument("--loops", type=int, default=None, metavar="K",
                    help="a model trained with refinement passes (model.loops): run K of them after the first "
                         "answer instead (0: the first answer alone); default: as trained")
@@ -534,8 +539,11 @@ def cmd_analyze(args) -> int:
 
 
 def answering(model, args):
-    """``model`` answering as --grammar, --views, --loops and --zero-limit say (add_answer_flags)."""
+    """``model`` answering as --grammar, --views, --view-average, --loops and --zero-limit say
+    (add_answer_flags)."""
     model = with_views(with_grammar(model, args.grammar), args.views)
+    if args.view_average is not None:  # refused in one sentence by a model that writes tokens
+        model.view_average = args.view_average
     if args.loops is not None:  # refused in one sentence by the model when out of range or untrained
         model.loops = args.loops
     if args.zero_limit is not None:  # refused in one sentence by a model without a gate
@@ -543,11 +551,13 @@ def answering(model, args):
     return model
 
 
-def with_views(model, views: int):
-    """``model`` answering the mean over ``views`` invariant views of each question (1: as it is)."""
-    positive("views", views, 64)
-    if views > 1:
-        model.views = views
+def with_views(model, views: int | None):
+    """``model`` answering the mean over ``views`` invariant views of each question (1: the question
+    alone; None: as the model's model.answer_views says)."""
+    if views is not None:
+        positive("views", views, 64)
+        if views != model.views:
+            model.views = views
     return model
 
 
@@ -649,10 +659,13 @@ def cmd_results(args) -> int:
 
 
 def card_score(card: dict) -> str:
-    """The headline number of a model card: accuracy at 5% and 1% tolerance, or the primary metric."""
+    """The headline number of a model card: accuracy at 5% and 1% tolerance (and the views a model
+    answers with by default, model.answer_views), or the primary metric."""
     accuracy = card.get("accuracy") or {}
     if "0.05" in accuracy:
-        return f"{100 * accuracy['0.05']:.1f}% at 5%, {100 * accuracy.get('0.01', float('nan')):.1f}% at 1%"
+        views = card.get("answer_views") or 1
+        how = f" ({views} views, {card.get('view_average', 'mean')})" if views > 1 else ""
+        return f"{100 * accuracy['0.05']:.1f}% at 5%, {100 * accuracy.get('0.01', float('nan')):.1f}% at 1%{how}"
     metrics, primary = card.get("metrics") or {}, card.get("primary_metric", "")
     if primary not in metrics:
         return ""

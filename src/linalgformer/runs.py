@@ -47,11 +47,13 @@ EXTENDABLE = {"max_steps", "max_examples", "max_minutes", "target_metric", "eval
 BEHAVIOUR_BEFORE = {"length_buckets": 1}
 # Problem and model fields added after runs existed, whose default is what such a run did: a saved
 # section that lacks one is read with the default, so that the run still resumes. (zero_gate_limit
-# is a rule of the read-out, not of the weights: an older gated run reads out with the new one.)
+# answer_views and view_average are rules of the read-out, not of the weights: an older gated run reads out with
+# the new limit; an older run answers from one view, as it did.)
 ADDED_LATER = {"problem": {"size_power": 0.0},
                "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
                          "loops": 0, "zero_gate_limit": 0.1,
-                         "verifier_loss": 0.0}}
+                         "verifier_loss": 0.0, "answer_views": 1,
+                         "view_average": "mean"}}
 
 
 def load_run(run_dir: Path, device: torch.device | str = "cpu") -> tuple[RunConfig, Experiment, torch.nn.Module]:

@@ -502,6 +502,9 @@ class NumberAnswers:
         self.experiment = experiment
         self.newton_steps = experiment.config.model.newton_steps  # models/newton_refinement.py
         self.views = 1  # answers averaged over invariant views of each question (set_views)
+        self.view_average = experiment.config.model.view_average  # mean | median of the views' answers
+        if experiment.config.model.answer_views > 1:  # the model's own default (model.answer_views)
+            self.set_views(experiment.problem, experiment.config.model.answer_views)
 
     def check_grammar(self) -> None:
         raise UserError("the answer grammar constrains written tokens: a continuous answer is read out at once.")
@@ -538,17 +541,26 @@ class NumberAnswers:
 
     def predict(self, model, problem, examples: Examples, device: torch.device, beam: int = 1) -> list[np.ndarray]:
         """The answers for ``examples``: z * max|input|**d, in batches; with ``views`` > 1 the mean
-        of the answers to the question and to ``views`` - 1 seeded invariant views of it."""
+        (``view_average`` median: the median, entry by entry) of the answers to the question and to
+        ``views`` - 1 seeded invariant views of it, each taken back and aligned in sign with the
+        sum of those before it."""
         if beam > 1:
             raise UserError("beam search writes tokens: a continuous answer is read out at once (drop --beam).")
         total = self.read_out(model, problem, examples, device)
+        each = [[answer] for answer in total]  # per question: its answer to every view, taken back
         for view in range(1, self.views):
             rng = np.random.default_rng([VIEW_SEED, view])
             views = [problem.answer_view(rng, x) for x in examples.inputs]
             seen = dataclasses.replace(examples, inputs=[x for x, _ in views])
             answers = self.read_out(model, problem, seen, device)
-            total = [t + problem.aligned(back(a), t) for t, a, (_, back) in zip(total, answers, views)]
-        return total if self.views == 1 else [t / self.views for t in total]
+            for kept, t, a, (_, back) in zip(each, total, answers, views):
+                kept.append(problem.aligned(back(a), t))  # in sign with the sum so far
+            total = [t + kept[-1] for t, kept in zip(total, each)]
+        if self.views == 1:
+            return total
+        if self.view_average == "median":
+            return [np.median(np.stack(kept), axis=0) for kept in each]
+        return [t / self.views for t in total]
 
     def read_out(self, model, problem, examples: Examples, device: torch.device) -> list[np.ndarray]:
         """One answer per question, as the model reads it out."""

@@ -113,6 +113,8 @@ class ModelConfig:
     operand_units: bool = False  # continuous M^T v, A^T B: each operand read in units of its own largest entry
     loops: int = 0  # continuous answers: the decoder runs again this many times, reading its answer and adding a correction
     verifier_loss: float = 0.0  # continuous answers: weight of the verifiers' own d1 (the problem's checks, e.g. Q^T M Q) in the loss
+    answer_views: int = 1  # continuous answers: by default the mean over this many invariant views of each question (--views)
+    view_average: str = "mean"  # how the answers to the views combine: mean | median (entry by entry; robust to a view gone astray)
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -123,6 +125,8 @@ class ModelConfig:
         return int(round(self.ffn_ratio * self.width))
 
 
+VIEW_AVERAGES = ("mean", "median")  # model.view_average
+
 MODEL_RULES = {
     "enc_layers": at_least(1), "dec_layers": at_least(0, " (0: encoder_only)"), "width": at_least(1),
     "heads": at_least(1), "ffn_ratio": greater_than(0.0), "norm": one_of(*NORMS), "positions": one_of(*POSITIONS),
@@ -132,6 +136,7 @@ MODEL_RULES = {
     "value_loss": at_least(0.0), "grammar": FLAG, "zero_gate": at_least(0.0), "zero_gate_limit": at_least(0.0),
     "newton_steps": between(0, 64, integer=True), "sign_free": FLAG,
     "operand_units": FLAG, "loops": between(0, 64, integer=True), "verifier_loss": at_least(0.0),
+    "answer_views": between(1, 64, integer=True), "view_average": one_of(*VIEW_AVERAGES),
 }
 
 
@@ -162,6 +167,8 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
               "model.loops refines a continuous answer (numbers read out by value): a token answer is written once"),
              (cfg.verifier_loss and numbers_out is not None and not (numbers_in and numbers_out),
               "model.verifier_loss checks a continuous answer against a continuous question (the continuous encoding on both sides)"),
+             (cfg.answer_views > 1 and numbers_out is False,
+              "model.answer_views averages continuous answers (numbers read out by value): a token answer is written once"),
              (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
               "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
              (cfg.input_units == "rows" and not matrix,
