@@ -8,6 +8,7 @@ seeded test set (``--count`` questions of size ``--dim``, the paper's uniform la
 
     python benchmarks/answer_views.py eigenvalues-5x5 /root/lf-runs/eig5-anneal --views 1,2,4,8,16 --count 1000
     python benchmarks/answer_views.py /root/lf-runs/eig5-loop2 --loops 0,1,2,3,4,8 --count 1000 --json
+    python benchmarks/answer_views.py RUN --views 1,16,64 --average mean,median   # both ways to combine views
     python benchmarks/answer_views.py --from-json result.json   # the table of a saved result
 
 With ``--loops`` each model answers with K refinement passes after its first answer (K = 0: the
@@ -29,21 +30,24 @@ TOLERANCES = ("0.05", "0.02", "0.01", "0.005")
 
 
 def measure(name: str, sweep: str, values: list[int], count: int, dim: int | None,
-            distribution: str | None) -> list[dict]:
-    """One row per value of ``sweep`` (views or loops) that the model can run."""
+            distribution: str | None, averages: tuple[str, ...] = ("mean",)) -> list[dict]:
+    """One row per value of ``sweep`` (views or loops) that the model can run; with views, one per
+    way of combining them too (``averages``: mean, median) where K > 1."""
     model = lf.load(name)
     if sweep == "loops" and model.loops == 0:
         values = [0]  # trained without refinement passes: the first answer is all it has
     rows = []
     for k in values:
-        print(f"{name}: {sweep} {k}", file=sys.stderr)
-        if sweep == "views":
-            model.views = k
-        elif model.loops or k:
-            model.loops = k
-        result = model.evaluate(count, dims=None if dim is None else [dim], distribution=distribution)
-        rows.append({"model": name, sweep: k, "count": result["count"], "median_d1": result["median_d1"],
-                     **{f"acc@{t}": result["tolerances"][t] for t in TOLERANCES}})
+        for average in (averages if sweep == "views" and k > 1 else averages[:1]):
+            print(f"{name}: {sweep} {k} {average if sweep == 'views' else ''}", file=sys.stderr)
+            if sweep == "views":
+                model.views, model.view_average = k, average
+            elif model.loops or k:
+                model.loops = k
+            result = model.evaluate(count, dims=None if dim is None else [dim], distribution=distribution)
+            rows.append({"model": name, sweep: k, "count": result["count"], "median_d1": result["median_d1"],
+                         **({"average": average} if sweep == "views" else {}),
+                         **{f"acc@{t}": result["tolerances"][t] for t in TOLERANCES}})
     return rows
 
 
@@ -53,6 +57,8 @@ def main() -> None:
     sweep = parser.add_mutually_exclusive_group()
     sweep.add_argument("--views", default=None, help="comma-separated K (default 1,2,4,8,16)")
     sweep.add_argument("--loops", default=None, help="comma-separated K: refinement passes instead of views")
+    parser.add_argument("--average", default="mean",
+                        help="with --views: comma-separated ways to combine the views (mean, median)")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=None, help="test size (default: the model's own)")
     parser.add_argument("--distribution", default=None, help="test law or family (default: the model's)")
@@ -60,8 +66,10 @@ def main() -> None:
     if args is None:
         return
     sweep, values = ("loops", args.loops) if args.loops is not None else ("views", args.views or "1,2,4,8,16")
+    averages = tuple(args.average.split(","))
     rows = [row for name in args.models
-            for row in measure(name, sweep, [int(k) for k in values.split(",")], args.count, args.dim, args.distribution)]
+            for row in measure(name, sweep, [int(k) for k in values.split(",")], args.count, args.dim,
+                               args.distribution, averages)]
     common.emit(rows, args.json, print_table)
 
 
@@ -71,7 +79,8 @@ def print_table(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         cells = " | ".join(f"{100 * r[f'acc@{t}']:.1f}%" for t in TOLERANCES)
-        print(f"| {r['model']} | {r[sweep]} | {cells} | {r['median_d1']:.4f} |")
+        how = f" {r['average']}" if r.get("average") and r[sweep] > 1 else ""
+        print(f"| {r['model']} | {r[sweep]}{how} | {cells} | {r['median_d1']:.4f} |")
 
 
 if __name__ == "__main__":

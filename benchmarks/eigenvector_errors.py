@@ -10,6 +10,7 @@ with Q replaced by its nearest orthogonal matrix (the polar factor of its SVD), 
 outside the model: how far the error is Q's lack of orthogonality.
 
     python benchmarks/eigenvector_errors.py /root/lf-runs/eigvec-transfer2 --count 1000 --json
+    python benchmarks/eigenvector_errors.py RUN --views 64 --average median   # the answers with views
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ def relative(error: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.abs(error).sum(axis=(1, 2)) / np.abs(scale).sum(axis=(1, 2))
 
 
-def measure(name: str, count: int) -> dict:
+def measure(name: str, count: int, views: int | None = None, average: str | None = None) -> dict:
     model = lf.load(name)
+    if views is not None:
+        model.views = views
+    if average is not None:
+        model.view_average = average
     experiment, problem = model.experiment, model.experiment.problem
     examples = problem.sample(np.random.default_rng(TEST_SEED), count)
     answers = np.stack(experiment.predict_values(model.module, problem, examples, torch.device("cpu")))
@@ -50,7 +55,8 @@ def measure(name: str, count: int) -> dict:
     polar = u @ vt
     polar_check = np.maximum(relative(np.swapaxes(polar, 1, 2) @ m @ polar - spectrum, spectrum),
                              relative(np.swapaxes(polar, 1, 2) @ polar - eye, eye))
-    return {"model": name, "count": count, "acc@0.05": float((np.maximum(diagonal_check, orthogonal_check) <= 0.05).mean()),
+    return {"model": name, "count": count, "views": model.views,
+            "average": model.view_average if model.views > 1 else None, "acc@0.05": float((np.maximum(diagonal_check, orthogonal_check) <= 0.05).mean()),
             "median_diagonal_check": float(np.median(diagonal_check)),
             "median_orthogonality_check": float(np.median(orthogonal_check)),
             "median_eigenvalue_error": float(np.median(value_error)),
@@ -63,19 +69,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="eigenvector run directories (continuous answers)")
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--views", type=int, default=None, help="answer views (default: the model's own)")
+    parser.add_argument("--average", choices=["mean", "median"], default=None, help="how the views combine")
     args = common.result_args(parser, print_table)
     if args is None:
         return
-    common.emit([measure(name, args.count) for name in args.models], args.json, print_table)
+    common.emit([measure(name, args.count, args.views, args.average) for name in args.models], args.json, print_table)
 
 
 def print_table(rows: list) -> None:
-    print("| model | within 5% | Q^T M Q check | Q^T Q check | eigenvalues | |cos| per vector | |cos| > 0.99 | > 0.999 "
+    print("| model | views | within 5% | Q^T M Q check | Q^T Q check | eigenvalues | |cos| per vector | |cos| > 0.99 | > 0.999 "
           "| Q orthogonalised: within 5% | its median d1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         cos = " ".join(f"{c:.4f}" for c in r["median_abs_cos_by_vector"])
-        print(f"| {r['model']} | {100 * r['acc@0.05']:.1f}% | {r['median_diagonal_check']:.3f} | "
+        views = f"{r.get('views', 1)} {r['average']}" if r.get("average") else str(r.get("views", 1))
+        print(f"| {r['model']} | {views} | {100 * r['acc@0.05']:.1f}% | {r['median_diagonal_check']:.3f} | "
               f"{r['median_orthogonality_check']:.3f} | {r['median_eigenvalue_error']:.4f} | {cos} | "
               f"{100 * r['vectors_cos_above_0.99']:.1f}% | {100 * r['vectors_cos_above_0.999']:.1f}% | "
               f"{100 * r['acc@0.05_polar']:.1f}% | {r['median_polar_check']:.3f} |")

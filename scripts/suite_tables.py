@@ -17,7 +17,7 @@ def table(name: str, card: dict) -> str:
     suite = card["suite"]
     dims = [str(d) for d in suite["dims"]]
     lines = [f"**{name}** ({card.get('description', '')}): % within 5%, {suite['count_per_cell']} matrices per "
-             f"cell, mean over cells {100 * suite['mean']:.1f}%; `{suite['command']}`", "",
+             f"cell, mean over cells {100 * suite['mean']:.1f}%; views {views(card)}; `{suite['command']}`", "",
              "| family | " + " | ".join(f"{d}x{d}" for d in dims) + " | all |",
              "|---|" + "---:|" * (len(dims) + 1)]
     for family, cells in suite["cells"].items():
@@ -28,9 +28,17 @@ def table(name: str, card: dict) -> str:
     return "\n".join(lines)
 
 
+def views(card: dict) -> str:
+    """How the card's model answers: one view, or K views and how they combine."""
+    k = card.get("answer_views") or 1
+    return f"{k} {card.get('view_average', 'mean')}" if k > 1 else "1"
+
+
 def summary() -> str:
-    """One row per bundled model with a suite: sizes, its card's accuracy, the suite's mean and worst cell."""
-    rows = []
+    """One row per bundled model with a suite: sizes, its card's accuracy, the suite's mean and worst
+    cell, the minutes of its last run and the views it answers with (model.answer_views)."""
+    rows = ["| model | sizes | test set, % within 5% | suite mean | worst cell | minutes (its run) | views |",
+            "|---|---|---:|---:|---|---:|---|"]
     for name, path in bundled_models().items():
         card = model_card(path)
         suite = card.get("suite")
@@ -39,7 +47,8 @@ def summary() -> str:
         worst = suite["worst"]
         rows.append(f"| {name} | {suite['dims'][0]}..{suite['dims'][-1]} | {100 * card['accuracy']['0.05']:.1f} | "
                     f"{100 * suite['mean']:.1f} | {worst['family']} {worst['dim']}x{worst['dim']}: "
-                    f"{100 * worst['acc@0.05']:.0f}% | {round((card.get('train_seconds') or 0) / 60, 1)} |")
+                    f"{100 * worst['acc@0.05']:.0f}% | {round((card.get('train_seconds') or 0) / 60, 1)} | "
+                    f"{views(card)} |")
     return "\n".join(rows)
 
 

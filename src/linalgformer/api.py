@@ -39,7 +39,6 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import EXAMPLES_FAMILY, config_fields, family_module, run_config_from_dict
 from linalgformer.files import check_output, check_utf8_path
 from linalgformer.matrix_text import MAX_ABS
-from linalgformer.models.charton import VIEW_AVERAGES
 from linalgformer.reproduce.presets import load_preset
 from linalgformer.runs import load_run
 from linalgformer.suites import SuiteResult, run_suite
@@ -107,12 +106,9 @@ class Model:
 
     @view_average.setter
     def view_average(self, average: str) -> None:
-        if average not in VIEW_AVERAGES:
-            raise UserError(f"the view average must be one of {', '.join(VIEW_AVERAGES)}, got {average!r}.")
-        mode = getattr(self.experiment, "answer_mode", None)
-        if not hasattr(mode, "view_average"):
-            raise UserError("answer views combine continuous answers (numbers read out by value): this model has none.")
-        mode.view_average = average
+        if not hasattr(self.experiment, "set_view_average"):
+            raise UserError(f"answer views are for matrix problems: the {self.config.family} family has none.")
+        self.experiment.set_view_average(average)
 
     @property
     def loops(self) -> int:

@@ -29,7 +29,7 @@ from linalgformer.experiments.plugin import Batch
 from linalgformer.experiments.plugin import Experiment as BaseExperiment
 from linalgformer.models.answer_grammar import AnswerGrammar
 from linalgformer.models.charton_decoding import beam_search, greedy
-from linalgformer.models.charton import ModelConfig, Seq2Seq, read_out_index
+from linalgformer.models.charton import VIEW_AVERAGES, ModelConfig, Seq2Seq, read_out_index
 from linalgformer.models.matrix_positions import MatrixLayout, token_flags
 from linalgformer.models.newton_refinement import refine_inverse
 from linalgformer.models.number_units import (answer_tensors, entry_value_error, from_units, operand_units,
@@ -89,6 +89,10 @@ class Experiment(BaseExperiment):
         """Answer each question ``views`` times, under changes that leave its answer as it is, and
         average (``evaluate --views``; continuous answers of eigenvalues and singular values)."""
         self.answer_mode.set_views(self.problem, views)
+
+    def set_view_average(self, average: str) -> None:
+        """Combine the views' answers by their ``mean`` or ``median`` (``evaluate --view-average``)."""
+        self.answer_mode.set_view_average(average)
 
     def set_grammar(self, on: bool) -> None:
         """Decode with the answer grammar (``model.grammar``; ``evaluate --grammar`` for any run)."""
@@ -401,6 +405,10 @@ class TokenAnswers:
             raise UserError("answer views average numbers read out by value: this model writes tokens "
                             "(a continuous answer has them).")
 
+    def set_view_average(self, average: str) -> None:
+        raise UserError("answer views combine continuous answers (numbers read out by value): this model "
+                        "writes tokens.")
+
     def loss(self, model, batch: Batch) -> torch.Tensor:
         """Mean token cross-entropy over the batch's answer tokens, plus ``model.value_loss`` times the
         mean relative error of the answer entries' values when that weight is set.
@@ -514,6 +522,11 @@ class NumberAnswers:
             raise UserError(f"answer views need a problem whose answer follows a signed permutation of the "
                             f"question's rows and columns, not {problem.name}.")
         self.views = views
+
+    def set_view_average(self, average: str) -> None:
+        if average not in VIEW_AVERAGES:
+            raise UserError(f"the view average must be one of {', '.join(VIEW_AVERAGES)}, got {average!r}.")
+        self.view_average = average
 
     def loss(self, model, batch: Batch) -> torch.Tensor:
         """The mean relative error (the verifiers' d1) of the numbers read out for the batch, plus
