@@ -28,7 +28,7 @@ BAD = {
         "problem.name": "no such name", "problem.dim": 0, "problem.min_dim": -1, "problem.max_dim": -1,
         "problem.encoding": "P7", "problem.input_encoding": "P7", "problem.output_encoding": "P7",
         "problem.precision": 0, "problem.max_exponent": -1, "problem.distribution": "cauchy",
-        "problem.coefficients": "cauchy", "problem.bound": 0, "problem.noise": -1, "problem.rectangular": "maybe", "problem.size_power": -1,
+        "problem.coefficients": "cauchy", "problem.bound": 0, "problem.noise": -1, "problem.rectangular": "maybe", "problem.size_power": -1, "problem.train_views": 1.5,
         "problem.tasks": "transpose", "problem.max_vocab_dim": 0, "problem.curriculum": 5,
         "model.enc_layers": 0, "model.dec_layers": -1, "model.width": 0, "model.heads": 0, "model.ffn_ratio": 0,
         "model.norm": "middle", "model.positions": "rotary", "model.share_embeddings": "maybe",

@@ -9,11 +9,11 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 
 
-def config(encoding="P1000", positions="matrix", problem="matrix_sum"):
+def config(encoding="P1000", positions="matrix", problem="matrix_sum", units="rows"):
     return run_config_from_dict({
         "family": "charton",
         "problem": {"name": problem, "dim": 2, "encoding": encoding},
-        "model": {"positions": positions, "input_units": "rows", "value_features": True, "width": 32, "heads": 2,
+        "model": {"positions": positions, "input_units": units, "value_features": True, "width": 32, "heads": 2,
                   "enc_layers": 1, "dec_layers": 1, "max_len": 128},
         "train": {"max_steps": 4, "batch_size": 8},
     })
@@ -67,6 +67,47 @@ def test_a_token_model_with_row_inputs_trains_and_decodes():
     assert len(exp.predict(model, exp.problem, examples, torch.device("cpu"))) == 4
 
 
-def test_rows_without_matrix_positions_are_refused():
-    with pytest.raises(UserError, match="input_units=rows needs model.positions=matrix"):
-        build_experiment(config(positions="sinusoidal")).build_model()
+@pytest.mark.parametrize("units", ["rows", "lines"])
+def test_rows_without_matrix_positions_are_refused(units):
+    with pytest.raises(UserError, match=f"input_units={units} needs model.positions=matrix"):
+        build_experiment(config(positions="sinusoidal", units=units)).build_model()
+
+
+@pytest.mark.parametrize("encoding", ["P1000", "continuous"])
+def test_lines_add_a_token_per_column_that_depends_on_its_column_only(encoding):
+    """``model.input_units: lines``: the rows of each operand, then its columns (ids: no row, the
+    column); an entry moves its row's token and its column's token, nothing else."""
+    exp = build_experiment(config(encoding, units="lines"))
+    torch.manual_seed(0)
+    model = exp.build_model()
+    examples = exp.problem.sample(np.random.default_rng(0), 1)
+    src_seq = exp.problem.encode(examples)[0]
+    src = torch.from_numpy(src_seq.ids.astype(np.int64))
+    values = None if src_seq.values is None else torch.from_numpy(src_seq.values)
+
+    def tokens(values):
+        mask = torch.ones(src.shape, dtype=torch.bool)[:, None, None, :]
+        x, ids, present = model.source_embedder(src, values, mask)
+        return x, ids, present[:, 0, 0, :]
+
+    x, ids, present = tokens(values)
+    assert x.shape[1] == 8 and bool(present.all())  # [A|B] of 2x2: rows of A, of B, then columns of A, of B
+    assert ids.operand[0].tolist() == [1, 1, 2, 2] * 2
+    assert ids.row[0].tolist() == [1, 2, 1, 2, 0, 0, 0, 0] and ids.col[0].tolist() == [0, 0, 0, 0, 1, 2, 1, 2]
+    assert model.memory_ids(src).col[0].tolist() == ids.col[0].tolist()
+    if values is None:
+        return
+    where = int(((model.matrix_positions.source(src).operand == 2) & (model.matrix_positions.source(src).row == 2)
+                 & (model.matrix_positions.source(src).col == 1)).nonzero()[0, 1])
+    changed = values.clone()
+    changed[0, where] += 1.0
+    moved = (tokens(changed)[0] - x).abs().sum(-1)[0]
+    assert moved.nonzero().flatten().tolist() == [3, 6]  # B's row 2 and B's column 1
+
+
+def test_a_model_with_lines_trains():
+    exp = build_experiment(config("continuous", problem="singularvalues", units="lines"))
+    model = exp.build_model()
+    loss = exp.loss(model, exp.sample_batch(np.random.default_rng(0), 8))
+    loss.backward()
+    assert torch.isfinite(loss) and model.row_gate.weight.grad.abs().sum() > 0

@@ -49,7 +49,7 @@ BEHAVIOUR_BEFORE = {"length_buckets": 1}
 # section that lacks one is read with the default, so that the run still resumes. (zero_gate_limit
 # answer_views and view_average are rules of the read-out, not of the weights: an older gated run reads out with
 # the new limit; an older run answers from one view, as it did.)
-ADDED_LATER = {"problem": {"size_power": 0.0},
+ADDED_LATER = {"problem": {"size_power": 0.0, "train_views": 0.0},
                "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
                          "loops": 0, "zero_gate_limit": 0.1,
                          "verifier_loss": 0.0, "answer_views": 1,

@@ -78,12 +78,26 @@ class Experiment(BaseExperiment):
         self.stages = curriculum_problems(config.problem)
         if self.stages and self.file_data is not None:
             raise UserError("problem.curriculum draws fresh examples: it cannot be used with train.data_file.")
+        self.check_train_views(config.problem)
         self.train_problem = self.problem
         self._class_of: torch.Tensor | None = None  # token id -> read-out class (built on first use)
         self.restrict_read_out = True
         self.use_grammar = False
         self._grammar: AnswerGrammar | None = None
         self.set_grammar(config.model.grammar)
+
+    def check_train_views(self, cfg) -> None:
+        """``problem.train_views`` needs freshly drawn questions of one problem that has answer views,
+        without input noise (a view's answer is solved from the noisy question)."""
+        if not cfg.train_views:
+            return
+        if self.file_data is not None or not isinstance(self.problem, MatrixProblem):
+            raise UserError("problem.train_views changes freshly drawn questions of one problem: not with "
+                            "train.data_file or cotraining.")
+        if cfg.noise:
+            raise UserError("problem.train_views solves each view's answer from its question: not with problem.noise.")
+        if self.problem.answer_view(np.random.default_rng(0), np.ones(self.problem.input_shape(2, 2))) is None:
+            raise UserError(f"problem.train_views: {self.problem.name} has no answer views.")
 
     def set_views(self, views: int) -> None:
         """Answer each question ``views`` times, under changes that leave its answer as it is, and
@@ -164,6 +178,8 @@ class Experiment(BaseExperiment):
         if self.file_data is not None:
             return self.tensors(*(take(seq, rng.integers(0, len(seq.lengths), size)) for seq in self.file_data))
         examples = self.train_problem.sample(rng, size)
+        if self.config.problem.train_views:
+            examples = self.train_problem.under_views(rng, examples, self.config.problem.train_views)
         if self.config.model.operand_units:
             examples, _ = operand_units(self.train_problem, examples)
         return self.tensors(*self.train_problem.encode(examples), examples)

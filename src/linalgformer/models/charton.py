@@ -35,7 +35,7 @@ position i (the output must be no longer than the padded input).
 Numbers by value (the ``continuous`` encoding, :mod:`linalgformer.models.number_values`): with
 ``num_id`` the source's ``<num>`` tokens also embed the values passed beside the ids (and with
 ``model.input_units: rows`` each row of each operand becomes one token, as it can for a token
-input too: the row token sums its tokens' embeddings); with ``numbers_out`` the
+input too: the row token sums its tokens' embeddings; ``lines``: each column as well, after the rows); with ``numbers_out`` the
 token decoder and read-out are replaced by one query per answer entry and a linear read-out of one
 number each (:meth:`Seq2Seq.regress`, reached through ``forward`` with ``shapes``). A gated FFN
 (``model.ffn: swiglu | bilinear``) replaces the ReLU FFN in every block when asked.
@@ -79,7 +79,7 @@ from linalgformer.models.value_features import ValueFeatures
 
 NORMS = ("post", "pre")
 FFNS = ("relu", "swiglu", "bilinear")
-INPUT_UNITS = ("entries", "rows")
+INPUT_UNITS = ("entries", "rows", "lines")  # lines: a token per row and one per column of each operand
 POSITIONS = ("learned", "sinusoidal", "matrix")
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -171,8 +171,8 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
               "model.answer_views averages continuous answers (numbers read out by value): a token answer is written once"),
              (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
               "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
-             (cfg.input_units == "rows" and not matrix,
-              "model.input_units=rows needs model.positions=matrix (which row each token is in)")]
+             (cfg.input_units in ("rows", "lines") and not matrix,
+              f"model.input_units={cfg.input_units} needs model.positions=matrix (which row each token is in)")]
     for broken, message in needs:
         if broken:
             raise ValueError(message)
@@ -452,11 +452,14 @@ class Seq2Seq(nn.Module):
             self.numbers = NumberValues(cfg.width, number_features_of(cfg, numbers_out))
 
     def _build_source(self, cfg: ModelConfig, layout: MatrixLayout | None, vocab_size: int) -> TokenSource | RowSource:
-        if cfg.input_units == "rows":  # an entry (its value, or its tokens), gated by its column, is summed into its row's token
+        if cfg.input_units in ("rows", "lines"):  # an entry (its value, or its tokens), gated by its column, is summed into its row's token
             self.column_gate = nn.Embedding(layout.max_dim + 1, cfg.width)
+        if cfg.input_units == "lines":  # ...and, gated by its row, into its column's token
+            self.row_gate = nn.Embedding(layout.max_dim + 1, cfg.width)
         self.src_embed = Embedding(cfg, nn.Embedding(vocab_size, cfg.width))
-        if cfg.input_units == "rows":
-            return RowSource(self.src_embed, self.position_scheme, self.source_value_embedding, self.column_gate, self.num_id)
+        if cfg.input_units in ("rows", "lines"):
+            return RowSource(self.src_embed, self.position_scheme, self.source_value_embedding, self.column_gate,
+                             self.num_id, getattr(self, "row_gate", None))
         return TokenSource(self.src_embed, self.position_scheme, self.source_value_embedding)
 
     def _build_answer(self, cfg: ModelConfig, vocab_size: int, numbers_out: bool):
@@ -493,8 +496,10 @@ class Seq2Seq(nn.Module):
             nn.init.zeros_(self.answer_in.weight)
             nn.init.zeros_(self.correction_head.weight)
             nn.init.zeros_(self.correction_head.bias)
-        if cfg.input_units == "rows":
+        if cfg.input_units in ("rows", "lines"):
             nn.init.normal_(self.column_gate.weight, std=1.0)  # columns told apart from the start
+        if cfg.input_units == "lines":
+            nn.init.normal_(self.row_gate.weight, std=1.0)
         if cfg.share_embeddings and not numbers_out:
             self.head.weight = self.src_embed.tokens.weight
 

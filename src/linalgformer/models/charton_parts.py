@@ -147,32 +147,48 @@ class RowSource:
     """``model.input_units: rows``: one memory token per row of each operand, the sum over its
     entries of (the value's embedding, or for a token input the embeddings of the entry's tokens with
     their value features) x a learned gate of the entry's column, plus the row's position (and, for
-    a continuous input, the ``<num>`` token's embedding)."""
+    a continuous input, the ``<num>`` token's embedding). With a ``row_gate`` (``input_units:
+    lines``) the columns become tokens too, each entry gated by its row, after the rows."""
 
     def __init__(self, embed: Embedding, scheme: MatrixScheme, values: ValuePart,
-                 column_gate: torch.nn.Embedding, num_id: int | None):
+                 column_gate: torch.nn.Embedding, num_id: int | None, row_gate: torch.nn.Embedding | None = None):
         self.embed, self.scheme, self.values = embed, scheme, values
-        self.column_gate, self.num_id = column_gate, num_id
+        self.column_gate, self.num_id, self.row_gate = column_gate, num_id, row_gate
 
     def __call__(self, src: torch.Tensor, values: torch.Tensor | None,
                  mask: torch.Tensor) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
-        """src (B, S) -> (B, G, W) one token per row, their ids, and (B, 1, 1, G) which exist."""
+        """src (B, S) -> (B, G, W) one token per row (then per column), their ids, and (B, 1, 1, G) which exist."""
         ids = self.scheme.source(src)
-        group, row_ids, present = self.scheme.positions.row_groups(ids)
         entries = self.values(src, values)
         if self.num_id is None:  # token input: every token of a number joins its row, in its column
             tokens = self.embed.tokens(src)
             entries = tokens if entries is None else tokens + entries
-        entries = entries * self.column_gate(ids.col) * (group >= 0)[..., None]  # (B, S, W)
-        pooled = torch.zeros(len(src), present.shape[1], entries.shape[-1], dtype=entries.dtype, device=src.device)
-        pooled.scatter_add_(1, group.clamp(min=0)[..., None].expand_as(entries), entries)
-        base = self.scheme.embed(row_ids)
+        parts = [self._pooled(ids, entries, by_row) for by_row in self._axes()]
+        pooled = torch.cat([p[0] for p in parts], dim=1)
+        line_ids = PositionIds.join([p[1] for p in parts])
+        present = torch.cat([p[2] for p in parts], dim=1)
+        base = self.scheme.embed(line_ids)
         if self.num_id is not None:
             base = base + self.embed.tokens.weight[self.num_id]
-        return self.embed.drop(self.embed.norm(pooled + base)), row_ids, present[:, None, None, :]
+        return self.embed.drop(self.embed.norm(pooled + base)), line_ids, present[:, None, None, :]
+
+    def _pooled(self, ids: PositionIds, entries: torch.Tensor, by_row: bool):
+        """(B, G, W) the entries summed into their row's (column's) token, gated by their column
+        (row); the tokens' ids and which exist."""
+        group, line_ids, present = self.scheme.positions.line_groups(ids, by_row)
+        gate = self.column_gate(ids.col) if by_row else self.row_gate(ids.row)
+        gated = entries * gate * (group >= 0)[..., None]  # (B, S, W)
+        pooled = torch.zeros(len(group), present.shape[1], gated.shape[-1], dtype=gated.dtype, device=gated.device)
+        pooled.scatter_add_(1, group.clamp(min=0)[..., None].expand_as(gated), gated)
+        return pooled, line_ids, present
+
+    def _axes(self) -> tuple[bool, ...]:
+        """by_row of each run of line tokens: the rows, then (``lines``) the columns."""
+        return (True,) if self.row_gate is None else (True, False)
 
     def memory_ids(self, src: torch.Tensor) -> PositionIds:
-        return self.scheme.positions.row_groups(self.scheme.source(src))[1]
+        ids = self.scheme.source(src)
+        return PositionIds.join([self.scheme.positions.line_groups(ids, by_row)[1] for by_row in self._axes()])
 
 
 # ----------------------------------------------------------------------------------- answer heads

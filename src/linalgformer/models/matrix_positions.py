@@ -54,6 +54,8 @@ answer's row and col ids are swapped; for M^T v the answer's entry i carries col
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +103,11 @@ class PositionIds:
     row: torch.Tensor
     col: torch.Tensor
     slot: torch.Tensor
+
+    @staticmethod
+    def join(parts: list["PositionIds"]) -> "PositionIds":
+        """The ids of several runs of tokens, one after the other (dim 1)."""
+        return PositionIds(*(torch.cat([getattr(p, f.name) for p in parts], dim=1) for f in dataclasses.fields(PositionIds)))
 
     def stack(self) -> torch.Tensor:
         """(B, T, 4): operand, row, col, slot."""
@@ -225,15 +232,23 @@ class MatrixPositions(nn.Module):
         """Row tokens (``model.input_units: rows``): (B, S) the row token each entry joins (-1: none),
         the row tokens' ids (B, G) (operand, row, no column, slot 3) and (B, G) which exist. G is
         twice the largest row id of the batch: the rows of the first operand, then of the second."""
+        return self.line_groups(ids, by_row=True)
+
+    def line_groups(self, ids: PositionIds, by_row: bool) -> tuple[torch.Tensor, PositionIds, torch.Tensor]:
+        """:meth:`row_groups`, or with ``by_row`` False the same for column tokens (operand, no row,
+        column, slot 3; ``model.input_units: lines`` has both)."""
         number = ids.operand > 0
-        rows = max(int(ids.row.max()), 1)
-        group = torch.where(number, (ids.operand - 1) * rows + (ids.row - 1), -1)
-        counts = torch.zeros(len(group), 2 * rows, device=group.device)
+        line = ids.row if by_row else ids.col
+        lines = max(int(line.max()), 1)
+        group = torch.where(number, (ids.operand - 1) * lines + (line - 1), -1)
+        counts = torch.zeros(len(group), 2 * lines, device=group.device)
         present = counts.scatter_add_(1, group.clamp(min=0), number.float()) > 0
-        index = torch.arange(2 * rows, device=group.device).expand(len(group), -1)
+        index = torch.arange(2 * lines, device=group.device).expand(len(group), -1)
         keep = lambda t: torch.where(present, t, 0)  # noqa: E731
-        row_ids = PositionIds(keep(index // rows + 1), keep(index % rows + 1), torch.zeros_like(index), keep(3 + 0 * index))
-        return group, row_ids, present
+        at, none = keep(index % lines + 1), torch.zeros_like(index)
+        line_ids = PositionIds(keep(index // lines + 1), at if by_row else none, none if by_row else at,
+                               keep(3 + 0 * index))
+        return group, line_ids, present
 
     def _couple(self, i: torch.Tensor, j: torch.Tensor):
         """(row, col) ids of answer entry (i, j) in the input's frame; row -1 = none."""

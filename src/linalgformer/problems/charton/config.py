@@ -56,6 +56,10 @@ class ProblemConfig:
     noise: float = 0.0  # input noise std, relative to the coefficients' std
     rectangular: bool = False  # columns drawn in [min_dim, max_dim] too
     size_power: float = 0.0  # mixed sizes: size n drawn with probability ~ n**size_power (0: uniform; 2: ~ its entries)
+    # training only: this fraction of the training questions is shown under a random answer view (the
+    # signed permutations that model.answer_views answers with), its answer recomputed, so that the
+    # training matrices are closed under the views (a diagonal operand's views are monomial matrices)
+    train_views: float = 0.0
     tasks: str = ""  # cotraining: comma-separated problem names ("": the reference's seven)
     max_vocab_dim: int = 100  # dimension tokens V1..V{max_vocab_dim}
     # training stages by step, e.g. sizes 2..3 first, then 2..5: [{step: 0, min_dim: 2, max_dim: 3},
@@ -79,7 +83,8 @@ PROBLEM_RULES = {
     "input_encoding": one_of("", *ENCODINGS), "output_encoding": one_of("", *ENCODINGS),
     "precision": at_least(1), "max_exponent": at_least(0, " (0: the encoding's default)"),
     "distribution": TEXT, "coefficients": one_of(*matrices.COEFFICIENT_LAWS), "bound": greater_than(0.0),
-    "noise": at_least(0.0), "rectangular": FLAG, "size_power": between(0.0, 8.0), "tasks": TEXT, "max_vocab_dim": at_least(1),
+    "noise": at_least(0.0), "rectangular": FLAG, "size_power": between(0.0, 8.0),
+    "train_views": between(0.0, 1.0), "tasks": TEXT, "max_vocab_dim": at_least(1),
     "curriculum": SECTIONS,
 }
 

@@ -127,6 +127,25 @@ class MatrixProblem(Problem):
         back to the answer to ``x`` (answer views, ``evaluate --views``); None where there is none."""
         return None
 
+    def under_views(self, rng: np.random.Generator, examples: Examples, fraction: float) -> Examples:
+        """``examples`` with a random ``fraction`` of them replaced by one :meth:`answer_view` of their
+        question each, answers solved anew (``problem.train_views``: the training matrices closed
+        under the views the model answers with). The others, and the order, are kept."""
+        chosen = np.flatnonzero(rng.random(len(examples)) < fraction)
+        inputs, targets = list(examples.inputs), list(examples.targets)
+        for i in chosen:
+            view = self.answer_view(rng, inputs[i])
+            if view is None:
+                raise UserError(f"problem.train_views: {self.name} has no answer views.")
+            inputs[i] = view[0]
+        for _, indices in shape_groups([inputs[i] for i in chosen]):
+            picked = chosen[indices]
+            solved, _ = self.solve(np.stack([inputs[i] for i in picked]))
+            for i, answer in zip(picked, solved):
+                targets[i] = answer
+        return Examples(inputs=inputs, targets=targets, laws=list(examples.laws), dims=list(examples.dims),
+                        tasks=list(examples.tasks))
+
     def draw(self, rng: np.random.Generator, law: str, count: int, rows: int, cols: int) -> np.ndarray:
         """(count, r, c) clean input matrices (operands side by side), before rounding: ``law`` is an
         eigenvalue law or matrix family (symmetric problems) or a matrix family (``matrix_families``)."""
