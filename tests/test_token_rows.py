@@ -9,12 +9,12 @@ from linalgformer.errors import UserError
 from linalgformer.experiments.registry import build_experiment, run_config_from_dict
 
 
-def config(encoding="P1000", positions="matrix", problem="matrix_sum", units="rows"):
+def config(encoding="P1000", positions="matrix", problem="matrix_sum", units="rows", **model):
     return run_config_from_dict({
         "family": "charton",
         "problem": {"name": problem, "dim": 2, "encoding": encoding},
         "model": {"positions": positions, "input_units": units, "value_features": True, "width": 32, "heads": 2,
-                  "enc_layers": 1, "dec_layers": 1, "max_len": 128},
+                  "enc_layers": 1, "dec_layers": 1, "max_len": 128, **model},
         "train": {"max_steps": 4, "batch_size": 8},
     })
 
@@ -111,3 +111,44 @@ def test_a_model_with_lines_trains():
     loss = exp.loss(model, exp.sample_batch(np.random.default_rng(0), 8))
     loss.backward()
     assert torch.isfinite(loss) and model.row_gate.weight.grad.abs().sum() > 0
+
+
+def attention_config(kinds, layers=2):
+    return config("continuous", problem="singularvalues", enc_layers=layers, encoder_attention=kinds,
+                  position_bias=True)
+
+
+def test_linear_attention_in_the_encoder_trains_and_is_softmax_elsewhere():
+    """``model.encoder_attention``: linear attention writes sum_k (q_i . k_k) v_k over the row
+    tokens (row i of A A^T, with the right projections); the padding mask and structural bias still hold."""
+    exp = build_experiment(attention_config("linear,softmax"))
+    torch.manual_seed(0)
+    model = exp.build_model()
+    assert [layer.attn.kind for layer in model.encoder] == ["linear", "softmax"]
+    batch = exp.sample_batch(np.random.default_rng(0), 8)
+    loss = exp.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.encoder[0].attn.q_proj.weight.grad.abs().sum() > 0
+    same = build_experiment(attention_config("softmax"))
+    torch.manual_seed(0)
+    assert sorted(same.build_model().state_dict()) == sorted(model.state_dict())  # no new weights
+
+
+def test_linear_attention_ignores_padded_keys():
+    from linalgformer.models.charton import Attention
+    attn = Attention(8, 2, 0.0, "linear")
+    x = torch.randn(1, 3, 8)
+    mask = torch.zeros(1, 1, 1, 3)
+    mask[..., 2] = float("-inf")  # the third key is padding
+    out = attn(x, attn.project_kv(x), mask=mask)
+    changed = x.clone()
+    changed[0, 2] = 100.0
+    out2 = attn(changed[:, :2].expand(1, 2, 8).contiguous(), attn.project_kv(changed), mask=mask)
+    torch.testing.assert_close(out[:, :2], out2)
+
+
+@pytest.mark.parametrize("kinds, words", [("linear,softmax,softmax", "3 kinds for 2 encoder layers"),
+                                          ("cosine", "softmax, relu, linear")])
+def test_bad_encoder_attention_is_refused(kinds, words):
+    with pytest.raises(UserError, match=words):
+        attention_config(kinds)

@@ -52,7 +52,7 @@ BEHAVIOUR_BEFORE = {"length_buckets": 1}
 ADDED_LATER = {"problem": {"size_power": 0.0, "train_views": 0.0},
                "model": {"zero_gate": 0.0, "newton_steps": 0, "sign_free": False, "operand_units": False,
                          "loops": 0, "zero_gate_limit": 0.1,
-                         "verifier_loss": 0.0, "answer_views": 1,
+                         "verifier_loss": 0.0, "answer_views": 1, "encoder_attention": "softmax",
                          "view_average": "mean"}}
 
 

@@ -61,7 +61,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, one_of
+from linalgformer.config import FLAG, at_least, between, check_fields, greater_than, matching, one_of
+from linalgformer.models.attention import KINDS as ATTENTION_KINDS
 from linalgformer.models.attention import attention
 from linalgformer.models.charton_parts import (
     EncoderReadOut,
@@ -115,6 +116,9 @@ class ModelConfig:
     verifier_loss: float = 0.0  # continuous answers: weight of the verifiers' own d1 (the problem's checks, e.g. Q^T M Q) in the loss
     answer_views: int = 1  # continuous answers: by default the mean over this many invariant views of each question (--views)
     view_average: str = "mean"  # how the answers to the views combine: mean | median (entry by entry; robust to a view gone astray)
+    # the encoder's self-attention: softmax | linear | relu, for every layer or one per layer ("linear,softmax,softmax,softmax");
+    # linear attention writes sum_k (q_i . k_k) v_k: with row tokens, row i of A A^T in one layer
+    encoder_attention: str = "softmax"
 
     def __post_init__(self):
         check_fields(self, MODEL_RULES)
@@ -137,6 +141,8 @@ MODEL_RULES = {
     "newton_steps": between(0, 64, integer=True), "sign_free": FLAG,
     "operand_units": FLAG, "loops": between(0, 64, integer=True), "verifier_loss": at_least(0.0),
     "answer_views": between(1, 64, integer=True), "view_average": one_of(*VIEW_AVERAGES),
+    "encoder_attention": matching(rf"({'|'.join(ATTENTION_KINDS)})(,({'|'.join(ATTENTION_KINDS)}))*",
+                                  f"{', '.join(ATTENTION_KINDS)}, or one per encoder layer separated by commas"),
 }
 
 
@@ -171,11 +177,20 @@ def check_options(cfg: ModelConfig, numbers_in: bool = False, numbers_out: bool 
               "model.answer_views averages continuous answers (numbers read out by value): a token answer is written once"),
              (cfg.newton_steps and numbers_out is not None and not (numbers_in and numbers_out),
               "model.newton_steps refines a continuous answer against a continuous question (the continuous encoding on both sides)"),
+             (len(cfg.encoder_attention.split(",")) not in (1, cfg.enc_layers),
+              f"model.encoder_attention names {len(cfg.encoder_attention.split(','))} kinds for {cfg.enc_layers} encoder layers "
+              "(one for all, or one per layer)"),
              (cfg.input_units in ("rows", "lines") and not matrix,
               f"model.input_units={cfg.input_units} needs model.positions=matrix (which row each token is in)")]
     for broken, message in needs:
         if broken:
             raise ValueError(message)
+
+
+def encoder_kinds(cfg: ModelConfig) -> list[str]:
+    """The attention kind of each encoder layer (``model.encoder_attention``)."""
+    kinds = cfg.encoder_attention.split(",")
+    return kinds * cfg.enc_layers if len(kinds) == 1 else kinds
 
 
 def number_features_of(cfg: ModelConfig, numbers_out: bool) -> str:
@@ -200,9 +215,9 @@ class Attention(nn.Module):
 
     fp32_cpu_attention = True
 
-    def __init__(self, width: int, heads: int, dropout: float):
+    def __init__(self, width: int, heads: int, dropout: float, kind: str = "softmax"):
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.dropout, self.kind = heads, dropout, kind
         self.q_proj = nn.Linear(width, width)
         self.kv_proj = nn.Linear(width, 2 * width)
         self.out_proj = nn.Linear(width, width)
@@ -223,7 +238,9 @@ class Attention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if mask is not None and mask.dtype != torch.bool:  # an additive bias (structural bias + padding)
             mask = mask.to(torch.float32 if q.device.type == "cpu" and q.requires_grad else q.dtype)
-        if self.fp32_cpu_attention and q.requires_grad and q.device.type == "cpu" and q.dtype in LOW_PRECISION:
+        if self.kind != "softmax":
+            out = unnormalised_attention(q, k, v, self.kind, mask, causal, dropout)
+        elif self.fp32_cpu_attention and q.requires_grad and q.device.type == "cpu" and q.dtype in LOW_PRECISION:
             with torch.autocast("cpu", enabled=False):
                 out = attention(q.float(), k.float(), v.float(), "softmax", mask=mask, causal=causal,
                                 dropout=dropout).to(q.dtype)
@@ -231,6 +248,18 @@ class Attention(nn.Module):
             out = attention(q, k, v, "softmax", mask=mask, causal=causal, dropout=dropout)  # (B, H, T, W/H)
         b, h, t, dh = out.shape  # (B, H, T, W/H) -> (B, T, W)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, h * dh))
+
+
+def unnormalised_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str,
+                           mask: torch.Tensor | None, causal: bool, dropout: float) -> torch.Tensor:
+    """Linear or ReLU attention (``model.encoder_attention``), scores q.k / sqrt(dh) averaged over
+    the keys; an additive mask (padding at -inf, the structural bias) becomes a key mask and a bias."""
+    keep, bias = mask, None
+    if mask is not None and mask.dtype != torch.bool:
+        keep = torch.isfinite(mask)
+        bias = mask.masked_fill(~keep, 0.0)
+    return attention(q, k, v, kind, mask=keep, bias=bias, causal=causal, normalize=True,
+                     scale=q.shape[-1] ** -0.5, dropout=dropout)
 
 
 class FeedForward(nn.Module):
@@ -281,9 +310,9 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, kind: str = "softmax"):
         super().__init__()
-        self.attn = Attention(cfg.width, cfg.heads, cfg.dropout)
+        self.attn = Attention(cfg.width, cfg.heads, cfg.dropout, kind)
         self.ffn = feed_forward(cfg)
         self.attn_res, self.ffn_res = Residual(cfg), Residual(cfg)
 
@@ -425,7 +454,7 @@ class Seq2Seq(nn.Module):
         self.position_scheme = self._build_positions(cfg, layout)
         self._build_value_parts(cfg, vocab_size, token_values, num_id, numbers_out)
         self.source_embedder = self._build_source(cfg, layout, vocab_size)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(cfg, kind) for kind in encoder_kinds(cfg))
         self.enc_norm = nn.LayerNorm(cfg.width) if cfg.norm == "pre" else nn.Identity()
         self.answer_head = self._build_answer(cfg, vocab_size, numbers_out)
         self._init_parameters(cfg, numbers_out)
