@@ -34,7 +34,7 @@ BAD = {
         "model.norm": "middle", "model.positions": "rotary", "model.share_embeddings": "maybe",
         "model.dropout": 1.0, "model.max_len": 0, "model.encoder_only": "maybe", "model.value_features": "maybe", "model.position_bias": "maybe",
         "model.number_features": "digits", "model.ffn": "gelu", "model.input_units": "columns", "model.value_loss": -1.0, "model.zero_gate": -1.0, "model.newton_steps": 100,
-        "model.sign_free": "yes", "model.operand_units": 2, "model.loops": -1, "model.zero_gate_limit": -0.5, "model.verifier_loss": -1.0, "model.answer_views": 0, "model.view_average": "mode",
+        "model.sign_free": "yes", "model.operand_units": 2, "model.loops": -1, "model.zero_gate_limit": -0.5, "model.verifier_loss": -1.0, "model.answer_views": 0, "model.view_average": "mode", "model.encoder_attention": "cosine",
         "model.grammar": "maybe",
     },
     "spectral": {
