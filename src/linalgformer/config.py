@@ -135,7 +135,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     data_file: str = ""  # train on examples read from this file (written by `generate`) instead of fresh ones
-    init_from: str = ""  # start from the weights of this run directory (e.g. retraining on larger matrices)
+    init_from: str = ""  # start from the weights of this run directory or bundled model (e.g. retraining on larger matrices)
     valid_count: int = 500  # fixed, seeded validation set size
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that support it, else fp32)

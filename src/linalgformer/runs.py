@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import torch
 
+from linalgformer import bundled
 from linalgformer import checkpoint as ckpt
 from linalgformer.config import RunConfig
 from linalgformer.errors import UserError
@@ -175,6 +176,19 @@ def read_saved(run_dir: Path) -> Saved | None:
 
 # parts a model may add to the run it starts from (they start fresh): a zero gate, a refinement loop
 ADDABLE_PARTS = ("zero_head.", "answer_in.", "correction_head.")
+
+
+def init_source(text: str) -> Path:
+    """``train.init_from``: a run directory, or the name of a bundled model (``eigenvalues-5x5``),
+    so that a preset can start from a shipped model wherever the package is installed."""
+    path = Path(text)
+    if path.exists():
+        return path
+    models = bundled.bundled_models()
+    if text in models:
+        return models[text]
+    raise UserError(f"train.init_from {text}: no such run directory or bundled model "
+                    "(`linalgformer models` lists those shipped).")
 
 
 def load_init_from(model: torch.nn.Module, source: Path) -> None:

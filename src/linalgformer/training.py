@@ -330,7 +330,7 @@ def train_run(config: RunConfig, run_dir: Path, *, progress: bool = True) -> dic
     if saved is not None:
         ckpt.load_model_state(model, saved.tensors, run_dir / ckpt.WEIGHTS)
     elif config.train.init_from:
-        runs.load_init_from(model, Path(config.train.init_from))  # a source that does not fit is refused now
+        runs.load_init_from(model, runs.init_source(config.train.init_from))  # a source that does not fit is refused now
     with runs.opened(run_dir, main=rt.main, fresh=saved is None):
         if rt.main and saved is None:
             atomic_write_text(run_dir / ckpt.CONFIG, dump_json(config.to_dict()))
