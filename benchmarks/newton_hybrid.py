@@ -20,6 +20,7 @@ JSON on stdout (progress on stderr).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -98,14 +99,33 @@ def print_table(result: dict) -> None:
               f"{'more than the largest k' if need is None else need} |")
 
 
+def print_comparison(results: list[dict]) -> None:
+    """Saved results side by side, one row per model: within 5% (median d1) of its guess after each
+    k steps (the k of the first result's grid)."""
+    steps = [row["steps"] for row in results[0]["rows"]]
+    print(f"{results[0]['dim']}x{results[0]['dim']} inversion, {results[0]['count']} questions (seed "
+          f"{results[0]['test_seed']}): within 5% (median d1) after k Newton-Schulz steps from the learned guess")
+    print("| model | trained with k | " + " | ".join(f"k = {k}" for k in steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for result in results:
+        cells = {row["steps"]: row["learned"] for row in result["rows"]}
+        shown = [f"{100 * cells[k]['acc@0.05']:.1f}% ({cells[k]['median_d1']:.3g})" if k in cells else "-" for k in steps]
+        print(f"| {result['model']} | {result['trained_newton_steps']} | " + " | ".join(shown) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", help="a continuous invert_matrix run directory or bundled name")
+    parser.add_argument("--compare", nargs="+", type=Path, metavar="FILE",
+                        help="print saved results (--json) side by side, one row per model")
     parser.add_argument("--steps", default="0,1,2,3,4,6,8,12,16", help="comma-separated k")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=5)
     args = common.result_args(parser, print_table)
     if args is None:
+        return
+    if args.compare:
+        print_comparison([json.loads(path.read_text()) for path in args.compare])
         return
     if args.run is None:
         parser.error("RUN is needed (or --from-json FILE)")

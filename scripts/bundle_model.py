@@ -10,7 +10,9 @@ and the card measures that stored copy.
 
 With --answer-views K (and --view-average median) the bundled config's model.answer_views is K:
 the model answers (predict, evaluate, the card and its suite) with the mean (median) over K views of
-each question unless told --views; the card keeps the one-view accuracy beside it."""
+each question unless told --views; the card keeps the one-view accuracy beside it. With
+--newton-steps K a continuous inversion model (model.newton_steps) answers with K Newton-Schulz
+steps after its guess, whatever K it was trained with (docs/RESULTS.md 9.17)."""
 
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ def main() -> None:
                         help="write model.answer_views K into the bundled config (the views it answers with by default)")
     parser.add_argument("--view-average", choices=["mean", "median"], default=None,
                         help="write model.view_average into the bundled config (how its views combine)")
+    parser.add_argument("--newton-steps", type=int, default=None, metavar="K",
+                        help="write model.newton_steps K into the bundled config (a continuous inversion model's refinement steps)")
     parser.add_argument("--suite-count", type=int, default=200,
                         help="examples per family and size of the card's robustness suite (0: none)")
     args = parser.parse_args()
@@ -59,8 +63,10 @@ def main() -> None:
             shutil.copy2(args.run_dir / name, target / name)
     if args.half:
         store_half(target)
-    if args.answer_views is not None or args.view_average is not None:
-        set_read_out(target, args.answer_views, args.view_average)
+    read_out = {key: value for key, value in (("answer_views", args.answer_views), ("view_average", args.view_average),
+                                              ("newton_steps", args.newton_steps)) if value is not None}
+    if read_out:
+        set_read_out(target, read_out)
     config, experiment, model = load_run(target)  # measure what ships
     metrics = evaluation_json(experiment.evaluate(model, args.count, 12345, "cpu"))
     primary = getattr(experiment, "primary_metric", "")
@@ -122,20 +128,17 @@ def suite_card(target: Path, count: int) -> dict:
 
 
 def read_out_flags(args) -> str:
-    """The --answer-views / --view-average flags of this command, as the card's command shows them."""
-    return ((f" --answer-views {args.answer_views}" if args.answer_views is not None else "")
-            + (f" --view-average {args.view_average}" if args.view_average is not None else ""))
+    """The --answer-views / --view-average / --newton-steps flags of this command, as the card's
+    command shows them."""
+    flags = (("--answer-views", args.answer_views), ("--view-average", args.view_average), ("--newton-steps", args.newton_steps))
+    return "".join(f" {flag} {value}" for flag, value in flags if value is not None)
 
 
-def set_read_out(target: Path, views: int | None, average: str | None) -> None:
-    """Write model.answer_views / model.view_average into the bundled config (None: as it is),
-    refused as training would refuse them."""
+def set_read_out(target: Path, fields: dict) -> None:
+    """Write read-out fields of the model (answer_views, view_average, newton_steps: none of them
+    changes a weight) into the bundled config, refused as training would refuse them."""
     config = ckpt.read_config(target)
-    model = config.setdefault("model", {})
-    if views is not None:
-        model["answer_views"] = views
-    if average is not None:
-        model["view_average"] = average
+    config.setdefault("model", {}).update(fields)
     run_config_from_dict(config)  # a value the model cannot take is refused before it is written
     (target / ckpt.CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
