@@ -32,7 +32,7 @@ DEFAULT_ROWS = ("transpose=transpose-2-8", "matrix_sum=sum-2-8@1", "matrix_sum=s
                 "matrix_product=product-5x5@8", "matrix_product=product-2-8@1", "matrix_product=product-2-8",
                 "eigenvalues=eigenvalues-5x5@8", "eigenvalues=eigenvalues-2-8@1", "eigenvalues=eigenvalues-2-8",
                 "eigenvectors=eigenvectors-5x5@1", "eigenvectors=eigenvectors-5x5",
-                "invert_matrix=invert-5x5-newton6", "invert_matrix=/root/lf-runs/inv-anneal-k0",
+                "invert_matrix=invert-5x5-newton6", "invert_matrix=/root/lf-runs/inv-k0-verifier",
                 "singularvalues=singularvalues-5x5", "singularvalues=singularvalues-2-8",
                 "singularvectors=/root/lf-runs/svec-loop1")
 PAPER_LAW = {"eigenvalues": "semicircle", "eigenvectors": "semicircle", "syminverse": "semicircle"}
