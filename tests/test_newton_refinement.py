@@ -95,3 +95,51 @@ def test_refinement_elsewhere_is_refused_in_one_sentence(problem, out, message):
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, newton_steps=2))
     with pytest.raises(UserError, match=message):
         build_experiment(config).build_model()
+
+
+def newton_numpy(a: np.ndarray, x: np.ndarray, steps: int) -> np.ndarray:
+    for _ in range(steps):
+        x = x @ (2 * np.eye(len(a)) - a @ x)
+    return x
+
+
+@pytest.fixture(scope="module")
+def learned_only_run(tmp_path_factory):
+    """A tiny continuous inversion run trained without steps (a learned-only guess)."""
+    run = tmp_path_factory.mktemp("inverse") / "run"
+    train_run(inversion_config(steps=0, max_steps=2, eval_every=2, checkpoint_every=2), run, progress=False)
+    return run
+
+
+def test_newton_steps_can_be_set_at_inference_whatever_the_model_was_trained_with(learned_only_run):
+    """lf.Model.newton_steps: the model's guess, then K steps X <- X (2I - A X) on it."""
+    import linalgformer as lf
+
+    model = lf.load(learned_only_run)
+    assert model.newton_steps == 0
+    a = np.array([[3.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 5.0]])
+    guess = model.predict(a)
+    model.newton_steps = 1
+    np.testing.assert_allclose(model.predict(a), newton_numpy(a, guess, 1), rtol=1e-3, atol=1e-5)
+    model.newton_steps = 0
+    np.testing.assert_array_equal(model.predict(a), guess)
+
+
+@pytest.mark.parametrize("bad", [-1, 65, 1.5, True, "2"])
+def test_a_bad_number_of_newton_steps_is_refused(learned_only_run, bad):
+    import linalgformer as lf
+
+    with pytest.raises(UserError, match="newton_steps"):
+        lf.load(learned_only_run).newton_steps = bad
+
+
+def test_newton_steps_on_the_command_line(learned_only_run, capsys):
+    """evaluate/predict --newton-steps K; a model that answers no inverse refuses it in one sentence."""
+    from tests.test_reliability import assert_one_clear_error, run_cli
+
+    code, err = run_cli(["evaluate", learned_only_run, "--count", "4", "--newton-steps", "2", "--json"], capsys)
+    assert code == 0, err
+    code, err = run_cli(["predict", "transpose-2-8", "--matrix", "1 2; 3 4", "--newton-steps", "2"], capsys)
+    assert_one_clear_error(code, err, "refine a continuous inverse")
+    code, err = run_cli(["predict", learned_only_run, "--matrix", "1 2; 3 4", "--newton-steps", "99"], capsys)
+    assert_one_clear_error(code, err, "newton_steps must be a whole number")

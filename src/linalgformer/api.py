@@ -126,6 +126,21 @@ class Model:
         self.module.loops = int(loops)
 
     @property
+    def newton_steps(self) -> int:
+        """How many Newton-Schulz steps X <- X (2I - A X) refine a continuous inverse after the
+        model's guess (``model.newton_steps``; 0: the guess alone). Settable to any 0..64, whatever
+        the model was trained with."""
+        return int(getattr(getattr(self.experiment, "answer_mode", None), "newton_steps", 0))
+
+    @newton_steps.setter
+    def newton_steps(self, steps: int) -> None:
+        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= 64:
+            raise UserError(f"newton_steps must be a whole number from 0 to 64, got {steps!r}.")
+        if not hasattr(self.experiment, "set_newton_steps"):
+            raise UserError(f"Newton-Schulz steps refine an inverse: the {self.config.family} family's models have none.")
+        self.experiment.set_newton_steps(int(steps))
+
+    @property
     def zero_gate_limit(self) -> float:
         """A model with a zero gate (``model.zero_gate``) writes an exact 0 where the gate finds an
         entry zero and the number read out lies within this many units (the answer's unit, a power

@@ -281,7 +281,7 @@ def add_analyze(sub) -> None:
 
 def add_answer_flags(p) -> None:
     """How a loaded model answers (evaluate, analyze, predict): --grammar, --views, --view-average,
-    --loops, --zero-limit."""
+    --loops, --newton-steps, --zero-limit."""
     p.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=None,
                    help="decode only well-formed answers (the answer grammar), or not; default: the model's "
                         "model.grammar")
@@ -296,6 +296,9 @@ def add_answer_flags(p) -> None:
     p.add_argument("--loops", type=int, default=None, metavar="K",
                    help="a model trained with refinement passes (model.loops): run K of them after the first "
                         "answer instead (0: the first answer alone); default: as trained")
+    p.add_argument("--newton-steps", type=int, default=None, metavar="K",
+                   help="a continuous inversion model: refine its guess by K Newton-Schulz steps X <- X (2I - AX) "
+                        "(0: the guess alone); default: the model's model.newton_steps")
     p.add_argument("--zero-limit", type=float, default=None, metavar="X",
                    help="a model with a zero gate (model.zero_gate): write an exact 0 only where the number "
                         "read out is within X units of 0 as well (0: wherever the gate says); default: the "
@@ -539,13 +542,15 @@ def cmd_analyze(args) -> int:
 
 
 def answering(model, args):
-    """``model`` answering as --grammar, --views, --view-average, --loops and --zero-limit say
-    (add_answer_flags)."""
+    """``model`` answering as --grammar, --views, --view-average, --loops, --newton-steps and
+    --zero-limit say (add_answer_flags)."""
     model = with_views(with_grammar(model, args.grammar), args.views)
     if args.view_average is not None:  # refused in one sentence by a model that writes tokens
         model.view_average = args.view_average
     if args.loops is not None:  # refused in one sentence by the model when out of range or untrained
         model.loops = args.loops
+    if args.newton_steps is not None:  # refused in one sentence out of range or for a model that is no inverse
+        model.newton_steps = args.newton_steps
     if args.zero_limit is not None:  # refused in one sentence by a model without a gate
         model.zero_gate_limit = args.zero_limit
     return model

@@ -108,6 +108,14 @@ class Experiment(BaseExperiment):
         """Combine the views' answers by their ``mean`` or ``median`` (``evaluate --view-average``)."""
         self.answer_mode.set_view_average(average)
 
+    def set_newton_steps(self, steps: int) -> None:
+        """Refine a continuous inverse by ``steps`` Newton-Schulz steps after the model's guess,
+        whatever it was trained with (``evaluate --newton-steps``; 0: the guess alone)."""
+        if self.problem.name not in NEWTON_PROBLEMS or not self.numbers_out:
+            raise UserError(f"Newton-Schulz steps refine a continuous inverse (problems: {', '.join(NEWTON_PROBLEMS)}, "
+                            f"numbers read out by value), not this model's {self.problem.name} answers.")
+        self.answer_mode.newton_steps = int(steps)
+
     def set_grammar(self, on: bool) -> None:
         """Decode with the answer grammar (``model.grammar``; ``evaluate --grammar`` for any run)."""
         if on:
