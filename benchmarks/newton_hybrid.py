@@ -86,7 +86,8 @@ def table(model: lf.Model, steps: list[int], count: int, dim: int) -> dict:
 
 def print_table(result: dict) -> None:
     print(f"{result['dim']}x{result['dim']} inversion, {result['count']} questions (seed {result['test_seed']}); "
-          f"model {result['model']} (trained with {result['trained_newton_steps']} Newton-Schulz steps)")
+          f"model {result['model']} (model.newton_steps {result['trained_newton_steps']}: as trained, or as "
+          f"set when bundled)")
     print("| k steps | learned guess: acc 5% | acc 1% | median d1 | classical start: acc 5% | acc 1% | median d1 "
           "| classical steps for the learned accuracy |")
     print("|---|---|---|---|---|---|---|---|")
@@ -105,7 +106,7 @@ def print_comparison(results: list[dict]) -> None:
     steps = [row["steps"] for row in results[0]["rows"]]
     print(f"{results[0]['dim']}x{results[0]['dim']} inversion, {results[0]['count']} questions (seed "
           f"{results[0]['test_seed']}): within 5% (median d1) after k Newton-Schulz steps from the learned guess")
-    print("| model | trained with k | " + " | ".join(f"k = {k}" for k in steps) + " |")
+    print("| model | model.newton_steps | " + " | ".join(f"k = {k}" for k in steps) + " |")
     print("|---|---|" + "---|" * len(steps))
     for result in results:
         cells = {row["steps"]: row["learned"] for row in result["rows"]}
