@@ -92,11 +92,8 @@ class Model:
 
     @views.setter
     def views(self, views: int) -> None:
-        if isinstance(views, (bool, np.bool_)) or not isinstance(views, (int, np.integer)) or not 1 <= views <= 64:
-            raise UserError(f"views must be a whole number from 1 to 64, got {views!r}.")
-        if not hasattr(self.experiment, "set_views"):
-            raise UserError(f"answer views are for matrix problems: the {self.config.family} family has none.")
-        self.experiment.set_views(int(views))
+        views = whole_number("views", views, 1, 64)
+        self.answer_setting("set_views", "answer views are for matrix problems")(views)
 
     @property
     def view_average(self) -> str:
@@ -106,9 +103,7 @@ class Model:
 
     @view_average.setter
     def view_average(self, average: str) -> None:
-        if not hasattr(self.experiment, "set_view_average"):
-            raise UserError(f"answer views are for matrix problems: the {self.config.family} family has none.")
-        self.experiment.set_view_average(average)
+        self.answer_setting("set_view_average", "answer views are for matrix problems")(average)
 
     @property
     def loops(self) -> int:
@@ -119,11 +114,10 @@ class Model:
 
     @loops.setter
     def loops(self, loops: int) -> None:
-        if isinstance(loops, (bool, np.bool_)) or not isinstance(loops, (int, np.integer)) or not 0 <= loops <= 64:
-            raise UserError(f"loops must be a whole number from 0 to 64, got {loops!r}.")
+        loops = whole_number("loops", loops, 0, 64)
         if not getattr(self.module, "cfg", None) or not getattr(self.module.cfg, "loops", 0):
             raise UserError("this model was not trained with refinement passes (model.loops): it has none to run.")
-        self.module.loops = int(loops)
+        self.module.loops = loops
 
     @property
     def newton_steps(self) -> int:
@@ -134,11 +128,15 @@ class Model:
 
     @newton_steps.setter
     def newton_steps(self, steps: int) -> None:
-        if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= 64:
-            raise UserError(f"newton_steps must be a whole number from 0 to 64, got {steps!r}.")
-        if not hasattr(self.experiment, "set_newton_steps"):
-            raise UserError(f"Newton-Schulz steps refine an inverse: the {self.config.family} family's models have none.")
-        self.experiment.set_newton_steps(int(steps))
+        steps = whole_number("newton_steps", steps, 0, 64)
+        self.answer_setting("set_newton_steps", "Newton-Schulz steps refine an inverse")(steps)
+
+    def answer_setting(self, method: str, what: str):
+        """The experiment's setter ``method`` for how the model answers, or one sentence saying
+        ``what`` it is for when this family's experiments have none."""
+        if not hasattr(self.experiment, method):
+            raise UserError(f"{what}: the {self.config.family} family has none.")
+        return getattr(self.experiment, method)
 
     @property
     def zero_gate_limit(self) -> float:
@@ -482,3 +480,11 @@ def unshadowed(name: str | Path) -> str | Path:
         raise UserError(f"{name} here is not a run directory, and it hides the bundled {name} models "
                         f"({', '.join(models_for_problem(str(name)))}): name one of them, or rename {name}.")
     return name
+
+
+def whole_number(name: str, value, low: int, high: int) -> int:
+    """``value`` as an int when it is a whole number from ``low`` to ``high`` (not a bool), else one
+    sentence naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise UserError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return int(value)
